@@ -1,0 +1,19 @@
+"""Cx knowledge assistant: cited answers over a consultancy's documents, fully offline."""
+
+import os
+
+# Set before any dependency is imported: these stop Hugging Face, Gradio and Chroma from
+# reaching for the network (see shared OFFLINE.md). setdefault lets a user override them.
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+__version__ = "0.1.0"

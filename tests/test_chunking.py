@@ -1,0 +1,83 @@
+"""Chunks are exact slices of the source, token-bounded, and carry their header path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.chunking import Chunker
+from assistant.embeddings import load_embedder
+from assistant.settings import bundled_model_path
+
+TEXT = """Opening paragraph before any heading.
+
+# Quality faults
+
+Faults are counted from the customer's side. """ + (
+    "Each fault has a severity and a stage. " * 60
+) + """
+
+## Severity
+
+- Critical: the customer cannot complete the task.
+- Major: the task completes with extra effort.
+
+```
+# a comment in a code block, not a heading
+```
+
+### Examples
+
+A refund that takes nine days when five were promised is a major fault.
+"""
+
+
+def _chunker(size: int = 64, overlap: int = 8) -> tuple[Chunker, object]:
+    tokenizer = load_embedder(bundled_model_path()).tokenizer
+    return Chunker(tokenizer, size, overlap), tokenizer
+
+
+def test_spans_map_back_to_source() -> None:
+    chunker, _ = _chunker()
+    chunks = chunker.split(TEXT)
+    assert len(chunks) > 5
+    for chunk in chunks:
+        assert TEXT[chunk.start : chunk.end] == chunk.text
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_chunks_fit_the_token_budget() -> None:
+    chunker, tokenizer = _chunker(64, 8)
+    for chunk in chunker.split(TEXT):
+        assert len(tokenizer.tokenize(chunk.text)) <= 64
+
+
+def test_sections_follow_header_path_and_skip_code_blocks() -> None:
+    chunker, _ = _chunker(200, 20)
+    chunks = chunker.split(TEXT)
+    by_text = {c.text.split("\n")[0]: c.section for c in chunks}
+    assert by_text["Opening paragraph before any heading."] == ""
+    assert any(s == "Quality faults" for s in by_text.values())
+    assert by_text["### Examples"] == "Quality faults > Severity > Examples"
+    severity = next(c for c in chunks if "Critical:" in c.text)
+    assert severity.section == "Quality faults > Severity"
+    assert "# a comment in a code block" in severity.text  # not treated as a heading
+
+
+def test_pdf_pages_name_the_section() -> None:
+    chunker, _ = _chunker(64, 0)
+    text = "First page words. " * 10 + "\f" + "Second page words. " * 10
+    chunks = chunker.split(text)
+    assert chunks[0].section == "page 1"
+    assert chunks[-1].section == "page 2"
+
+
+def test_corpus_documents_chunk_exactly(tmp_path: Path) -> None:
+    from assistant.readers import read_file
+
+    chunker, tokenizer = _chunker(200, 32)
+    corpus = Path(__file__).resolve().parent.parent / "corpus"
+    for path in sorted(corpus.rglob("*.md"))[:10]:
+        loaded = read_file(path, path.name)
+        for chunk in chunker.split(loaded.text):
+            assert loaded.text[chunk.start : chunk.end] == chunk.text
+            assert len(tokenizer.tokenize(chunk.text)) <= 200
