@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,22 @@ class AssistantService:
         if query != request.question:
             response.query = query
         return response
+
+    def answer_stream(
+        self, request: AnswerRequest, mode: RetrieverMode = "hybrid"
+    ) -> Iterator[tuple[str, Any]]:
+        """Answer as a stream of events: ("delta", text) pieces, then ("done", response).
+
+        The extractive answer is computed whole and sent sentence by sentence; an LLM mode
+        would send its tokens as they arrive. The final event always carries the complete,
+        verified AnswerResponse, so a client can render deltas and then trust the citations.
+        """
+        response = self.answer(request, mode)
+        pieces = re.split(r"(?<=\])\s+", response.answer) if not response.abstained else [
+            response.answer]
+        for i, piece in enumerate(pieces):
+            yield "delta", piece if i == len(pieces) - 1 else piece + " "
+        yield "done", response
 
     # -- documents --
     def list_documents(
