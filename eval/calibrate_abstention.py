@@ -15,16 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.answering import uncovered_terms
 from assistant.service import AssistantService, condense_question
 from assistant.settings import load_settings
 
 
 def evidence(service: AssistantService, question: str, collection: str | None) -> float:
-    """The best sentence cosine among the chunks the answerer would read."""
+    """The best sentence cosine among the chunks the answerer would read.
+
+    Questions the name/number check abstains on anyway score -1, so the threshold is
+    calibrated for the decisions it actually makes.
+    """
     query = condense_question(question, None)
     embedding = service.embedder.encode_query(query)
     chunks = service.retrieve(query, collection, service.settings.candidate_k,
                               query_embedding=embedding)[: service.settings.answer_chunks]
+    if uncovered_terms(question, chunks):
+        return -1.0
     _, cosines, _ = service.answerer.score(embedding, chunks)
     return float(cosines.max()) if len(cosines) else -1.0
 

@@ -1,0 +1,281 @@
+"""Evaluation: run a question suite or a BEIR data set through the service and score it.
+
+Suite metrics are document-level (a document's rank is its best chunk's) and computed with
+llama-index's retrieval metric classes; answer metrics check what a user would see: did it
+answer or abstain correctly, does every [n] resolve and every quote appear verbatim in its
+stored chunk, are the cited documents relevant, does the answer contain an expected phrase.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from assistant.answering import _MARKER
+from assistant.retrieval import RetrieverMode, best_per_document
+from assistant.schemas import AnswerRequest
+from assistant.service import AssistantService
+
+KS = (1, 3, 5, 10)
+RETRIEVAL_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "recall@5", "recall@10", "mrr@10",
+                  "ndcg@10")
+ANSWER_KEYS = ("answered_rate", "abstain_precision", "abstain_recall", "citation_validity",
+               "citation_precision", "expect_any", "latency_ms_p50", "latency_ms_p95")
+
+
+class SuiteError(ValueError):
+    """The suite file is malformed; the message names the line."""
+
+
+class SuiteQuestion(BaseModel):
+    id: str
+    question: str = Field(min_length=1)
+    relevant: list[str] = Field(default_factory=list)
+    answerable: bool = True
+    expect_any: list[str] = Field(default_factory=list)
+    kind: str | None = None
+
+
+def load_suite(path: Path) -> list[SuiteQuestion]:
+    if not Path(path).is_file():
+        raise SuiteError(f"suite file not found: {path}")
+    out = []
+    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(SuiteQuestion.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            first = str(exc).splitlines()[0] if isinstance(exc, json.JSONDecodeError) else (
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+            raise SuiteError(f"{path}:{n}: {first}") from None
+    if not out:
+        raise SuiteError(f"suite file has no questions: {path}")
+    return out
+
+
+def retrieval_metrics(retrieved: list[str], relevant: list[str]) -> dict[str, float]:
+    """hit@k, recall@k, MRR@10 and nDCG@10 for one question, via llama-index's metrics."""
+    from llama_index.core.evaluation.retrieval.metrics import MRR, NDCG, HitRate, Recall
+
+    def score(metric: Any, k: int) -> float:
+        top = retrieved[:k]
+        if not top:
+            return 0.0
+        return float(metric.compute(expected_ids=relevant, retrieved_ids=top).score)
+
+    out = {f"hit@{k}": score(HitRate(), k) for k in KS}
+    out.update({f"recall@{k}": score(Recall(), k) for k in (5, 10)})
+    out["mrr@10"] = score(MRR(), 10)
+    out["ndcg@10"] = score(NDCG(), 10)
+    return out
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def evaluate_suite(
+    service: AssistantService,
+    questions: list[SuiteQuestion],
+    collection: str | None = None,
+    mode: RetrieverMode = "hybrid",
+) -> dict[str, Any]:
+    """Run every question through search and answer; return aggregate and per-question rows."""
+    col = service.store.get_collection(service.collection_name(collection))
+    rows: list[dict[str, Any]] = []
+    for q in questions:
+        chunks = service.retrieve(q.question, collection, service.settings.candidate_k,
+                                  mode=mode)
+        retrieved = [c.doc_id for c in best_per_document(chunks, 10)]
+        started = time.perf_counter()
+        response = service.answer(AnswerRequest(question=q.question, collection=collection),
+                                  mode=mode)
+        latency = (time.perf_counter() - started) * 1000
+        cited = [c.doc_id for c in response.citations]
+        row: dict[str, Any] = {
+            "id": q.id, "kind": q.kind, "question": q.question, "answerable": q.answerable,
+            "relevant": q.relevant, "retrieved": retrieved, "cited": cited,
+            "abstained": response.abstained, "answer": response.answer,
+            "latency_ms": round(latency, 1),
+            "citation_valid": _citations_valid(response, col),
+        }
+        if q.answerable:
+            row.update(retrieval_metrics(retrieved, q.relevant))
+            text = response.answer.lower()
+            row["expect_any"] = any(p.lower() in text for p in q.expect_any) and \
+                not response.abstained
+            unique = set(cited)
+            row["citation_precision"] = (len(unique & set(q.relevant)) / len(unique)
+                                         if unique else None)
+        row["correct_decision"] = response.abstained != q.answerable
+        rows.append(row)
+    return {"n": len(rows), "retriever": mode, **aggregate(rows), "questions": rows}
+
+
+def _citations_valid(response: Any, collection: Any) -> bool:
+    """Every [n] resolves to a citation and every quote is verbatim in its stored chunk."""
+    numbers = {c.n for c in response.citations}
+    if any(int(m) not in numbers for m in _MARKER.findall(response.answer)):
+        return False
+    if not response.citations:
+        return True
+    ids = list(dict.fromkeys(c.chunk_id for c in response.citations))
+    got = collection.get(ids=ids, include=["documents"])
+    texts = dict(zip(got["ids"], got["documents"] or [], strict=False))
+    return all(c.quote in texts.get(c.chunk_id, "") for c in response.citations)
+
+
+def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 4) if values else 0.0
+
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    abstained = [r for r in rows if r["abstained"]]
+    latencies = sorted(r["latency_ms"] for r in rows)
+    precision = [r["citation_precision"] for r in answerable
+                 if r.get("citation_precision") is not None]
+    retrieval = {k: mean([r[k] for r in answerable]) for k in RETRIEVAL_KEYS}
+    answers = {
+        "answered_rate": mean([0.0 if r["abstained"] else 1.0 for r in answerable]),
+        "abstain_precision": mean([0.0 if r["answerable"] else 1.0 for r in abstained])
+        if abstained else 1.0,
+        "abstain_recall": mean([1.0 if r["abstained"] else 0.0 for r in unanswerable])
+        if unanswerable else 1.0,
+        "citation_validity": mean([1.0 if r["citation_valid"] else 0.0 for r in rows]),
+        "citation_precision": mean(precision),
+        "expect_any": mean([1.0 if r["expect_any"] else 0.0 for r in answerable]),
+        "latency_ms_p50": round(_percentile(latencies, 50), 1),
+        "latency_ms_p95": round(_percentile(latencies, 95), 1),
+    }
+    by_kind: dict[str, dict[str, float]] = {}
+    for kind in sorted({str(r["kind"]) for r in rows if r["kind"]}):
+        subset = [r for r in rows if r["kind"] == kind]
+        by_kind[kind] = {"n": len(subset),
+                         "correct_decision": mean([float(r["correct_decision"]) for r in subset])}
+        if all(r["answerable"] for r in subset):
+            by_kind[kind]["hit@5"] = mean([r["hit@5"] for r in subset])
+            by_kind[kind]["expect_any"] = mean([float(r["expect_any"]) for r in subset])
+    return {"retrieval": retrieval, "answers": answers, "by_kind": by_kind}
+
+
+def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """`retrieval.hit@5`-style keys, plus bare names where they are unambiguous."""
+    flat: dict[str, float] = {}
+    for group in ("retrieval", "answers"):
+        for key, value in (report.get(group) or {}).items():
+            flat[f"{group}.{key}"] = value
+            flat[key] = value
+    for key in BEIR_KEYS:
+        if key in report:
+            flat[key] = report[key]
+    return flat
+
+
+LOWER_IS_BETTER = ("latency_ms_p50", "latency_ms_p95")
+
+
+def parse_gates(items: list[str]) -> dict[str, float]:
+    gates = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            gates[name.strip()] = float(value)
+        except ValueError:
+            raise SuiteError(f"--fail-under expects metric=value, got {item!r}") from None
+    return gates
+
+
+def check_gates(report: dict[str, Any], gates: dict[str, float]) -> list[str]:
+    """Failures, one line each; latency gates are ceilings, everything else floors."""
+    flat = flat_metrics(report)
+    failures = []
+    for name, bound in gates.items():
+        if name not in flat:
+            raise SuiteError(f"unknown metric in gate: {name} (known: {', '.join(sorted(flat))})")
+        value = flat[name]
+        lower_better = name.split(".")[-1] in LOWER_IS_BETTER
+        if (value > bound) if lower_better else (value < bound):
+            relation = "above" if lower_better else "below"
+            failures.append(f"{name} = {value:.4f} is {relation} the gate {bound:.4f}")
+    return failures
+
+
+BEIR_KEYS = ("ndcg@10", "recall@100", "mrr@10")
+
+
+def compare(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per-metric current, baseline and delta for the metrics both runs have."""
+    now, before = flat_metrics(report), flat_metrics(baseline)
+    keys = [k for k in now if k in before and ("." in k or k in BEIR_KEYS)]
+    return {
+        k: {"current": now[k], "baseline": before[k], "delta": round(now[k] - before[k], 4)}
+        for k in keys
+    }
+
+
+def regressions(comparison: dict[str, dict[str, float]], tolerance: float = 0.0) -> list[str]:
+    out = []
+    for key, c in comparison.items():
+        worse = c["delta"] > tolerance if key.split(".")[-1] in LOWER_IS_BETTER else \
+            c["delta"] < -tolerance
+        if worse and not key.split(".")[-1].startswith("latency"):
+            out.append(f"{key}: {c['baseline']:.4f} → {c['current']:.4f}")
+    return out
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SuiteError(f"cannot read baseline {path}: {exc}") from None
+
+
+def evaluate_beir(
+    service: AssistantService,
+    directory: Path,
+    mode: RetrieverMode = "hybrid",
+    split: str = "test",
+    progress: Any = None,
+    depth: int = 100,
+) -> dict[str, Any]:
+    """Ingest a BEIR corpus into its own collection (re-used when unchanged), score a run."""
+    import re
+
+    from assistant.beir import load_beir, score_run
+
+    dataset = load_beir(directory, split)
+    collection = "beir-" + re.sub(r"[^A-Za-z0-9._-]+", "-", dataset.name).strip("-._")[:40]
+    started = time.perf_counter()
+    summary = service.ingest_records(f"beir:{dataset.name}", dataset.corpus, collection,
+                                     progress=progress)
+    ingest_seconds = time.perf_counter() - started
+    run, latencies = {}, []
+    k = max(service.settings.candidate_k, depth * 3)
+    for qid, text in dataset.queries.items():
+        t0 = time.perf_counter()
+        chunks = service.retrieve(text, collection, k, mode=mode)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        run[qid] = [c.doc_id for c in best_per_document(chunks, depth)]
+    latencies.sort()
+    return {
+        "dataset": dataset.name, "split": split, "retriever": mode, "collection": collection,
+        "docs": len(dataset.corpus), "queries": len(dataset.queries),
+        **score_run(run, dataset.qrels),
+        "chunks": summary.chunks, "embedded_chunks": summary.embedded_chunks,
+        "ingest_seconds": round(ingest_seconds, 1),
+        "search_ms_p50": round(_percentile(latencies, 50), 1),
+        "search_ms_p95": round(_percentile(latencies, 95), 1),
+    }

@@ -1,0 +1,138 @@
+"""Self-contained HTML evaluation report: tables and inline SVG plots, no external assets.
+
+Plots are hand-drawn SVG rather than matplotlib: two simple charts do not justify a plotting
+dependency, and inline SVG keeps the report a single file that opens anywhere offline.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2733;max-width:1200px}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+td,th{border:1px solid #ccd3db;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#eef2f6}.pass{color:#17753a;font-weight:600}.fail{color:#b3261e;font-weight:600}
+.num{text-align:right;font-variant-numeric:tabular-nums}.small{color:#5b6673;font-size:.8rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return _e(value)
+
+
+def bar_chart(values: dict[str, float], title: str, width: int = 420, height: int = 200) -> str:
+    if not values:
+        return ""
+    top = max(max(values.values()), 1e-9)
+    n = len(values)
+    bar_w = (width - 40) / n
+    parts = [f'<svg role="img" aria-label="{_e(title)}" width="{width}" height="{height + 40}" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>']
+    for i, (label, value) in enumerate(values.items()):
+        h = height * value / top
+        x = 30 + i * bar_w
+        parts.append(f'<rect x="{x + 4:.1f}" y="{height - h + 10:.1f}" width="{bar_w - 8:.1f}" '
+                     f'height="{h:.1f}" fill="#3b6ea5"/>')
+        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - h + 5:.1f}" font-size="11" '
+                     f'text-anchor="middle">{value:.3g}</text>')
+        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height + 26}" font-size="11" '
+                     f'text-anchor="middle">{_e(label)}</text>')
+    parts.append(f'<line x1="30" y1="{height + 10}" x2="{width}" y2="{height + 10}" '
+                 'stroke="#333"/></svg>')
+    return "".join(parts)
+
+
+def histogram(values: list[float], bins: int = 12) -> dict[str, float]:
+    if not values:
+        return {}
+    lo, hi = min(values), max(values)
+    step = (hi - lo) / bins or 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[min(int((v - lo) / step), bins - 1)] += 1
+    return {f"{lo + i * step:.0f}": float(c) for i, c in enumerate(counts)}
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{_fmt(c)}</td>' if isinstance(c, int | float) else f"<td>{c}</td>"
+            for c in row) + "</tr>"
+        for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _mark(ok: Any) -> str:
+    if ok is None:
+        return '<span class="small">n/a</span>'
+    return '<span class="pass">pass</span>' if ok else '<span class="fail">fail</span>'
+
+
+def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> str:
+    """The report as one HTML string; every value from the data is escaped."""
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+           f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
+    meta = {k: v for k, v in report.items() if isinstance(v, str | int | float)}
+    out.append(_table(["field", "value"], [[_e(k), v if not isinstance(v, str) else _e(v)]
+                                           for k, v in meta.items()]))
+    for group in ("retrieval", "answers"):
+        if report.get(group):
+            out.append(f"<h2>{_e(group.title())}</h2>")
+            out.append(_table(["metric", "value"], [[_e(k), v] for k, v in
+                                                    report[group].items()]))
+    if report.get("retrieval"):
+        hits = {k: v for k, v in report["retrieval"].items() if k.startswith("hit@")}
+        out.append("<h2>Hit rate by k</h2>" + bar_chart(hits, "hit rate by k"))
+    if report.get("ablation"):
+        out.append("<h2>Ablation (what each retriever contributes)</h2>")
+        keys = sorted({k for r in report["ablation"].values() for k in r})
+        out.append(_table(["retriever", *keys], [
+            [_e(mode), *[metrics.get(k, "") for k in keys]]
+            for mode, metrics in report["ablation"].items()]))
+    if report.get("comparison"):
+        out.append("<h2>Against the baseline</h2>")
+        out.append(_table(["metric", "baseline", "current", "delta"], [
+            [_e(k), c["baseline"], c["current"], c["delta"]]
+            for k, c in report["comparison"].items()]))
+    if report.get("gate_failures") is not None:
+        fails = report["gate_failures"]
+        out.append("<h2>Gate</h2>" + (
+            '<p class="pass">all gates pass</p>' if not fails else
+            "<ul>" + "".join(f'<li class="fail">{_e(f)}</li>' for f in fails) + "</ul>"))
+    if report.get("by_kind"):
+        out.append("<h2>By question kind</h2>")
+        keys = sorted({k for r in report["by_kind"].values() for k in r})
+        out.append(_table(["kind", *keys], [[_e(kind), *[m.get(k, "") for k in keys]]
+                                            for kind, m in report["by_kind"].items()]))
+    questions = report.get("questions") or []
+    if questions:
+        lat = [q["latency_ms"] for q in questions]
+        out.append("<h2>Answer latency (ms)</h2>" + bar_chart(histogram(lat), "latency"))
+        out.append("<h2>Questions</h2>")
+        rows = []
+        for q in questions:
+            rows.append([
+                _e(q["id"]), _e(q["question"]),
+                "<br>".join(_e(d) + (" ✓" if d in q["relevant"] else "")
+                            for d in q["retrieved"][:5]),
+                "<br>".join(_e(d) for d in dict.fromkeys(q["cited"])) or "—",
+                "abstained" if q["abstained"] else "answered",
+                _mark(q["correct_decision"]), _mark(q.get("hit@5") if q["answerable"] else None),
+                _mark(q.get("expect_any") if q["answerable"] else None),
+                _mark(q["citation_valid"]), q["latency_ms"],
+            ])
+        out.append(_table(["id", "question", "retrieved (top 5)", "cited", "decision",
+                           "decision ok", "hit@5", "expect_any", "citations valid", "ms"],
+                          rows))
+    out.append("</body></html>")
+    return "".join(out)
