@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from assistant.chunking import Chunk, Chunker
-from assistant.readers import SUPPORTED_SUFFIXES, ReadError, read_file
+from assistant.readers import (
+    SUPPORTED_SUFFIXES,
+    LoadedFile,
+    ReadError,
+    normalise_metadata,
+    read_file,
+)
 from assistant.schemas import IngestSummary, SkippedFile
 
 IGNORE_FILE = ".cxignore"
@@ -46,8 +52,40 @@ class IngestError(RuntimeError):
 
 @dataclass(frozen=True)
 class SourceFile:
+    """A file on disk to ingest under `doc_id`."""
+
     path: Path
     doc_id: str
+
+    def content(self) -> bytes:
+        size = self.path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ReadError(f"file is larger than {MAX_FILE_BYTES // 2**20} MB")
+        return self.path.read_bytes()
+
+    def load(self) -> LoadedFile:
+        return read_file(self.path, self.doc_id)
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """An in-memory document (e.g. a BEIR corpus entry) to ingest under `doc_id`."""
+
+    doc_id: str
+    text: str
+    metadata: dict[str, Any]
+
+    def content(self) -> bytes:
+        meta = sorted((k, str(v)) for k, v in self.metadata.items())
+        return f"{meta!r}\n{self.text}".encode()
+
+    def load(self) -> LoadedFile:
+        if not self.text.strip():
+            raise ReadError("empty text")
+        return LoadedFile(self.text, normalise_metadata(self.metadata, self.doc_id, self.text))
+
+
+Source = SourceFile | SourceRecord
 
 
 @dataclass
@@ -145,21 +183,31 @@ class Ingestor:
         target: Path,
         progress: Callable[[int, int], None] | None = None,
     ) -> IngestSummary:
-        started = time.perf_counter()
+        """Sync the collection with the files under `target` (a directory or one file)."""
         root, files = discover(target)
-        single_file = target.is_file()
-        existing = self._existing(str(root))
+        return self.sync(str(root), files, progress, remove_missing=not target.is_file())
+
+    def sync(
+        self,
+        source_root: str,
+        sources: list[Source],
+        progress: Callable[[int, int], None] | None = None,
+        remove_missing: bool = True,
+    ) -> IngestSummary:
+        """Bring the documents of `source_root` in line with `sources`.
+
+        With `remove_missing`, documents of this root that are not in `sources` are deleted.
+        """
+        started = time.perf_counter()
+        existing = self._existing(source_root)
         summary = IngestSummary(documents=0, chunks=0)
 
-        todo: list[tuple[SourceFile, str, str]] = []  # (file, doc_hash, "added"|"updated")
+        todo: list[tuple[Source, str, str]] = []  # (source, doc_hash, "added"|"updated")
         seen: set[str] = set()
-        for source in files:
+        for source in sources:
             seen.add(source.doc_id)
             try:
-                size = source.path.stat().st_size
-                if size > MAX_FILE_BYTES:
-                    raise ReadError(f"file is larger than {MAX_FILE_BYTES // 2**20} MB")
-                doc_hash = self._hash(source.path)
+                doc_hash = self._hash(source.content())
             except (OSError, ReadError) as exc:
                 summary.skipped.append(SkippedFile(path=source.doc_id, reason=str(exc)))
                 continue
@@ -175,7 +223,7 @@ class Ingestor:
         pending_chunks = 0
         for source, doc_hash, kind in todo:
             try:
-                nodes = self._nodes(source, str(root), doc_hash)
+                nodes = self._nodes(source, source_root, doc_hash)
             except ReadError as exc:
                 summary.skipped.append(SkippedFile(path=source.doc_id, reason=str(exc)))
                 done += 1
@@ -195,12 +243,12 @@ class Ingestor:
         if progress:
             progress(total, total)
 
-        stale = [d for d in existing if d not in seen] if not single_file else []
+        stale = [d for d in existing if d not in seen] if remove_missing else []
         for doc_id in stale:
             self.collection.delete(ids=existing[doc_id].ids)
             summary.removed += 1
 
-        final = self._existing(str(root))
+        final = self._existing(source_root)
         summary.documents = len(final)
         summary.chunks = sum(len(e.ids) for e in final.values())
         summary.seconds = round(time.perf_counter() - started, 3)
@@ -223,12 +271,8 @@ class Ingestor:
             setattr(summary, kind, getattr(summary, kind) + 1)
         return len(pending)
 
-    def _hash(self, path: Path) -> str:
-        digest = hashlib.sha256(self.signature.encode("utf-8"))
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+    def _hash(self, content: bytes) -> str:
+        return hashlib.sha256(self.signature.encode("utf-8") + b"\0" + content).hexdigest()
 
     def _existing(self, source_root: str) -> dict[str, _Existing]:
         result = self.collection.get(where={"source_root": source_root}, include=["metadatas"])
@@ -241,8 +285,8 @@ class Ingestor:
             entry.chunk_count = int(meta.get("chunk_count", 0))
         return docs
 
-    def _nodes(self, source: SourceFile, source_root: str, doc_hash: str) -> list[Any]:
-        loaded = read_file(source.path, source.doc_id)
+    def _nodes(self, source: Source, source_root: str, doc_hash: str) -> list[Any]:
+        loaded = source.load()
         chunks = self.chunker.split(loaded.text)
         if not chunks:
             raise ReadError("no text could be extracted")
@@ -292,13 +336,15 @@ def make_node(
         metadata["date_int"] = int(doc_meta["date"].replace("-", ""))
     for tag in tags:
         metadata[f"tag:{tag}"] = 1  # an int: llama-index filters take no booleans
-    tag_keys = [k for k in metadata if k.startswith("tag:")]
+    hidden = [k for k in metadata if k.startswith("tag:")]
+    if not chunk.section:
+        hidden.append("section")  # an empty "section:" line would only add noise
     node = TextNode(
         id_=chunk_id(doc_id, doc_hash, chunk.index),
         text=chunk.text,
         metadata=metadata,
-        excluded_embed_metadata_keys=[*_BOOKKEEPING, *tag_keys],
-        excluded_llm_metadata_keys=[*_BOOKKEEPING, *tag_keys],
+        excluded_embed_metadata_keys=[*_BOOKKEEPING, *hidden],
+        excluded_llm_metadata_keys=[*_BOOKKEEPING, *hidden],
         metadata_template="{key}: {value}",
     )
     # ref_doc_id = our doc_id, so Chroma's doc_id/document_id/ref_doc_id keys agree with ours.

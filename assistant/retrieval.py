@@ -17,6 +17,7 @@ import numpy as np
 from assistant.schemas import SearchFilters
 
 RetrieverMode = Literal["dense", "bm25", "hybrid"]
+FusionMethod = Literal["zscore", "rrf"]
 
 
 @dataclass
@@ -183,26 +184,57 @@ class Retriever:
         dense_weight: float = 1.0,
         bm25_weight: float = 1.0,
         rrf_k: int = 60,
+        fusion: FusionMethod = "rrf",
     ) -> list[ScoredChunk]:
-        """Top-k chunks, best first, scored by weighted reciprocal-rank fusion.
+        """Top-k chunks, best first, from one retriever or both fused.
 
-        Hand-rolled RRF: llama-index's QueryFusionRetriever has no per-retriever weights in
-        its RRF mode and needs an LLM object even with one query.
+        Fusion is hand-rolled: llama-index's QueryFusionRetriever has no per-retriever weights
+        in its RRF mode and needs an LLM object even with one query. `zscore` standardises
+        each retriever's scores over its candidates (a chunk one retriever missed gets that
+        retriever's lowest score) and adds them with the given weights; `rrf` is weighted
+        reciprocal-rank fusion, the default: z-score scores higher on SciFact (non-test
+        claims: nDCG@10 0.903 vs 0.881) but lower on our own golden suite, where it lets
+        near-miss distractor chunks into the answerer's reading list.
         """
-        lists = []
+        lists: list[tuple[list[ScoredChunk], float, str]] = []
         if mode in ("dense", "hybrid") and dense_weight > 0:
-            lists.append((self.dense(query_embedding, k, filters), dense_weight))
+            lists.append((self.dense(query_embedding, k, filters), dense_weight, "dense"))
         if mode in ("bm25", "hybrid") and bm25_weight > 0:
-            lists.append((self.sparse(query, k, filters), bm25_weight))
+            lists.append((self.sparse(query, k, filters), bm25_weight, "bm25"))
         fused: dict[str, ScoredChunk] = {}
-        for ranked, weight in lists:
-            for rank, chunk in enumerate(ranked):
+        for ranked, _, _ in lists:
+            for chunk in ranked:
                 have = fused.setdefault(chunk.id, chunk)
                 if have is not chunk:
-                    have.bm25_rank = chunk.bm25_rank if have.bm25_rank is None else have.bm25_rank
+                    if have.bm25_rank is None:
+                        have.bm25_rank = chunk.bm25_rank
+                    if have.cosine is None:
+                        have.cosine, have.dense_rank = chunk.cosine, chunk.dense_rank
                     have.extra.update(chunk.extra)
-                have.score += weight / (rrf_k + rank + 1)
+        for chunk in fused.values():
+            chunk.score = 0.0
+        if len(lists) == 1 or fusion == "rrf":
+            for ranked, weight, _ in lists:
+                for rank, chunk in enumerate(ranked):
+                    fused[chunk.id].score += weight / (rrf_k + rank + 1)
+        else:
+            total = sum(w for _, w, _ in lists)
+            for ranked, weight, name in lists:
+                raw = np.array([_raw_score(c, name) for c in ranked], dtype=np.float64)
+                if raw.size == 0:
+                    continue
+                z = (raw - raw.mean()) / (raw.std() or 1.0)
+                floor = float(z.min())
+                got = {c.id: float(v) for c, v in zip(ranked, z, strict=True)}
+                for cid, chunk in fused.items():
+                    chunk.score += weight / total * got.get(cid, floor)
         return sorted(fused.values(), key=lambda c: c.score, reverse=True)[:k]
+
+
+def _raw_score(chunk: ScoredChunk, retriever: str) -> float:
+    if retriever == "dense":
+        return float(chunk.cosine or 0.0)
+    return float(chunk.extra.get("bm25", 0.0))
 
 
 class RetrieverCache:

@@ -6,6 +6,7 @@ content hash and chunk count, so the ingest state can always be read back from t
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -52,11 +53,16 @@ class Store:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: Any = None
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
+        # chromadb's client registry is not safe against two threads creating the same
+        # PersistentClient at once (KeyError in SharedSystemClient): create it under a lock.
         if self._client is None:
-            self._client = open_client(self.settings)
+            with self._lock:
+                if self._client is None:
+                    self._client = open_client(self.settings)
         return self._client
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
