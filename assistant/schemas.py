@@ -82,6 +82,11 @@ class AnswerRequest(BaseModel):
     top_k: int | None = Field(default=None, ge=1, le=50, description="Chunks to read from.")
     filters: SearchFilters | None = None
     history: list[HistoryTurn] | None = Field(default=None, max_length=50)
+    stream: bool = Field(
+        default=False,
+        description="Send Server-Sent Events: `delta` events with answer text as it is "
+        "produced, then one `done` event carrying the whole answer with its citations.",
+    )
 
     @field_validator("question")
     @classmethod
@@ -101,6 +106,22 @@ class Citation(BaseModel):
     chunk_id: str = ""
     start: int = Field(default=0, description="Offset of the quote in the source text.")
     end: int = 0
+    supported: bool = Field(
+        default=True,
+        description="LLM mode: whether the quote supports the sentence citing it (cosine to "
+        "that sentence, in `score`, at or above CX_LLM_SUPPORT_THRESHOLD). Show a false one "
+        "as unverified. Extractive citations are the sentence itself: always true.",
+    )
+
+
+class VerificationReport(BaseModel):
+    """What citation verification did to an LLM answer's [n] markers."""
+
+    kept: int = Field(description="Citations whose source supports the sentence.")
+    flagged: int = Field(description="Citations shown with supported=false.")
+    dropped: int = Field(description="Markers removed: no such source, or nothing cited.")
+    uncited_sentences: int = 0
+    prompt_version: str = ""
 
 
 class AnswerResponse(BaseModel):
@@ -111,6 +132,9 @@ class AnswerResponse(BaseModel):
     warning: str | None = None
     query: str | None = Field(
         default=None, description="The retrieval query, when follow-up rewriting changed it."
+    )
+    verification: VerificationReport | None = Field(
+        default=None, description="LLM mode: how the model's citations were checked."
     )
 
 
@@ -142,3 +166,59 @@ class DocumentInfo(BaseModel):
 class DocumentList(BaseModel):
     data: list[DocumentInfo]
     count: int
+
+
+class ChunkDetail(BaseModel):
+    chunk_id: str
+    index: int
+    section: str
+    text: str
+    start: int = Field(description="Offset of the chunk in the document's text.")
+    end: int
+
+
+class DocumentDetail(BaseModel):
+    doc_id: str
+    title: str
+    doc_type: str
+    metadata: dict[str, object] = Field(default_factory=dict)
+    chunks: list[ChunkDetail]
+
+
+class UploadSummary(IngestSummary):
+    doc_ids: list[str] = Field(default_factory=list, description="doc_ids given to the uploads.")
+    collection: str = ""
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "question": "How do we define Cx Quality Faults?",
+            "answer": "A Cx Quality Fault is ... [1]",
+            "citations": [{"n": 1, "doc_id": "articles/cx-quality-faults.md"}],
+            "rating": "down", "comment": "Misses the promise test.",
+        }]},
+    )
+
+    question: str = Field(min_length=1, max_length=2000)
+    answer: str = Field(default="", max_length=20_000)
+    citations: list[dict[str, object]] = Field(
+        default_factory=list, max_length=50,
+        description="The answer's citations as returned by /v1/answer (doc_id is what is kept).",
+    )
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=5000)
+    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class FeedbackSaved(BaseModel):
+    id: int
+    rating: Literal["up", "down"]

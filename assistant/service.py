@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answering import ExtractiveAnswerer, abstention
-from assistant.ingest import Ingestor, ingest_lock
+from assistant.feedback import FeedbackStore
+from assistant.ingest import Ingestor, SourceRecord, ingest_lock
+from assistant.llm import LLMClient, llm_configured
 from assistant.retrieval import (
     RetrieverCache,
     RetrieverMode,
@@ -20,6 +22,8 @@ from assistant.retrieval import (
 from assistant.schemas import (
     AnswerRequest,
     AnswerResponse,
+    ChunkDetail,
+    DocumentDetail,
     DocumentInfo,
     DocumentList,
     HistoryTurn,
@@ -27,9 +31,11 @@ from assistant.schemas import (
     SearchFilters,
     SearchHit,
     SearchResponse,
+    UploadSummary,
 )
 from assistant.settings import Settings
 from assistant.store import CollectionNotFound, Store
+from assistant.uploads import Upload
 
 CHUNKER_VERSION = "1"
 _DEPENDENT = re.compile(
@@ -75,6 +81,8 @@ class AssistantService:
         self._answerer: ExtractiveAnswerer | None = None
         self._chunker: Any = None
         self._load_lock = threading.Lock()
+        self._feedback: FeedbackStore | None = None
+        self._llm: LLMClient | None = None
 
     # -- components (loaded on first use: the CLI's `search --help` should not load torch) --
     @property
@@ -118,6 +126,28 @@ class AssistantService:
         progress: Callable[[int, int], None] | None = None,
         wait_s: float = 0.0,
     ) -> IngestSummary:
+        """Sync the collection with files or directories (see ingest.py for the guarantees)."""
+        return self._ingest(
+            collection, lambda ing: [ing.run(Path(p), progress=progress) for p in paths], wait_s
+        )
+
+    def ingest_records(
+        self,
+        source_root: str,
+        records: list[SourceRecord],
+        collection: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        wait_s: float = 0.0,
+    ) -> IngestSummary:
+        """Sync the collection with in-memory documents (a BEIR corpus, say) under a root key."""
+        return self._ingest(
+            collection, lambda ing: [ing.sync(source_root, list(records), progress)], wait_s
+        )
+
+    def _ingest(
+        self, collection: str | None, work: Callable[[Ingestor], list[IngestSummary]],
+        wait_s: float,
+    ) -> IngestSummary:
         name = self.collection_name(collection)
         total = IngestSummary(documents=0, chunks=0)
         signature = "|".join([
@@ -126,9 +156,7 @@ class AssistantService:
         ])
         with ingest_lock(self.settings.data_dir, wait_s=wait_s):
             col = self.store.get_or_create_collection(name)
-            ingestor = Ingestor(col, self.embedder, self.chunker, signature)
-            for path in paths:
-                part = ingestor.run(Path(path), progress=progress)
+            for part in work(Ingestor(col, self.embedder, self.chunker, signature)):
                 for key in ("documents", "chunks", "added", "updated", "removed", "unchanged",
                             "embedded_chunks"):
                     setattr(total, key, getattr(total, key) + getattr(part, key))
@@ -164,6 +192,7 @@ class AssistantService:
         return retriever.retrieve(
             query, query_embedding, k or s.candidate_k, to_metadata_filters(filters),
             mode=mode, dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k,
+            fusion=s.fusion,
         )
 
     def search(
@@ -189,15 +218,29 @@ class AssistantService:
         ]
         return SearchResponse(hits=hits)
 
+    @property
+    def llm(self) -> LLMClient | None:
+        """The LLM client when CX_ANSWER_MODE is llm or auto and a model is configured."""
+        if self.settings.answer_mode == "extractive" or not llm_configured(self.settings):
+            return None
+        if self._llm is None:
+            with self._load_lock:
+                if self._llm is None:
+                    self._llm = LLMClient(self.settings)
+        return self._llm
+
     # -- answering --
     def answer(self, request: AnswerRequest, mode: RetrieverMode = "hybrid") -> AnswerResponse:
+        if self.llm is not None:
+            return next(v for kind, v in self._llm_events(request, mode, False) if kind == "done")
         query = condense_question(request.question, request.history)
         embedding = self.embedder.encode_query(query)
         k = max(self.settings.candidate_k, request.top_k or 0)
         chunks = self.retrieve(query, request.collection, k, request.filters, mode,
                                query_embedding=embedding)
         reading = chunks[: request.top_k or self.settings.answer_chunks]
-        response = abstention() if not reading else self.answerer.answer(embedding, reading)
+        response = abstention() if not reading else self.answerer.answer(
+            embedding, reading, request.question)
         if query != request.question:
             response.query = query
         return response
@@ -210,12 +253,104 @@ class AssistantService:
         The extractive answer is computed whole and sent sentence by sentence; an LLM mode
         would send its tokens as they arrive. The final event always carries the complete,
         verified AnswerResponse, so a client can render deltas and then trust the citations.
+        In LLM mode the deltas are the model's raw tokens; the final answer text (markers
+        renumbered, bad ones removed) or a fallback replaces them.
         """
+        if self.llm is not None:
+            yield from self._llm_events(request, mode, True)
+            return
         response = self.answer(request, mode)
         pieces = re.split(r"(?<=\])\s+", response.answer) if not response.abstained else [
             response.answer]
         for i, piece in enumerate(pieces):
             yield "delta", piece if i == len(pieces) - 1 else piece + " "
+        yield "done", response
+
+    def _llm_events(
+        self, request: AnswerRequest, mode: RetrieverMode, stream: bool
+    ) -> Iterator[tuple[str, Any]]:
+        """LLM mode: condense, retrieve, generate, verify, as ("delta", str)... ("done", r).
+
+        The extractive answer is computed first: its evidence gate decides abstention (the
+        model is not asked when nothing in the collection is close enough), and it is what
+        the user gets, with a `warning` saying why, whenever the model fails, times out or
+        cites nothing its sources support.
+        """
+        from assistant.answering import CitationError, check_citations
+        from assistant.llm import LLMError, UnusableReply
+        from assistant.prompts import PromptBudgetError, build_answer_prompt
+        from assistant.verification import verify_answer
+
+        llm, s = self.llm, self.settings
+        assert llm is not None
+        query, failure = request.question, None
+        if any(t.role == "user" and t.content.strip() for t in request.history or []):
+            try:
+                query = llm.condense(request.question, request.history or [])
+            except UnusableReply:
+                query = condense_question(request.question, request.history)
+            except LLMError as exc:  # the server is down: do not wait for it twice
+                query, failure = condense_question(request.question, request.history), str(exc)
+        embedding = self.embedder.encode_query(query)
+        chunks = self.retrieve(query, request.collection, max(s.candidate_k, request.top_k or 0),
+                               request.filters, mode, query_embedding=embedding)
+        reading = chunks[: request.top_k or s.answer_chunks]
+        extractive = abstention() if not reading else self.answerer.answer(
+            embedding, reading, request.question)
+        extractive.query = query if query != request.question else None
+
+        def instead(why: str) -> AnswerResponse:
+            return extractive.model_copy(update={
+                "mode": "extractive",
+                "warning": f"LLM answer unavailable, showing the extractive answer: {why}"})
+
+        def fallback(why: str, streamed: bool = False) -> Iterator[tuple[str, Any]]:
+            response = instead(why)
+            if not streamed:
+                yield "delta", response.answer
+            yield "done", response
+
+        if extractive.abstained and failure is None:
+            yield "delta", extractive.answer
+            yield "done", extractive.model_copy(update={"mode": "llm"})
+            return
+        if failure is not None:
+            yield from fallback(failure)
+            return
+        try:
+            prompt = build_answer_prompt(query, reading, s.llm_context_tokens, s.llm_max_tokens)
+        except PromptBudgetError as exc:
+            yield from fallback(str(exc))
+            return
+        text, streamed = "", False
+        try:
+            if stream:
+                for delta in llm.stream(prompt.messages):
+                    text, streamed = text + delta, True
+                    yield "delta", delta
+            else:
+                text = llm.generate(prompt.messages)
+        except LLMError as exc:
+            yield from fallback(str(exc), streamed)
+            return
+        verified = verify_answer(text, prompt.sources, self.answerer.cache,
+                                 s.llm_support_threshold)
+        if verified.says_no_answer:
+            response = abstention()
+            response.mode = "llm"
+        elif verified.report.kept == 0:
+            response = instead("the model's answer cited no source that supports it")
+        else:
+            response = AnswerResponse(answer=verified.answer, abstained=False, mode="llm",
+                                      citations=verified.citations)
+            try:  # the verifier's output must pass the same check as extractive answers
+                check_citations(response, {c.id: c.text for c in reading})
+            except CitationError as exc:
+                response = instead(f"its citations failed the final check ({exc})")
+        response.query = extractive.query
+        response.verification = verified.report
+        if not streamed:
+            yield "delta", response.answer
         yield "done", response
 
     # -- documents --
@@ -254,6 +389,87 @@ class AssistantService:
             self.store.bump_generation(col)
         self.retrievers.drop(name)
         return len(ids)
+
+    def document(self, doc_id: str, collection: str | None = None) -> DocumentDetail:
+        """One document's metadata and its chunks in order (DocumentNotFound if absent)."""
+        name = self.collection_name(collection)
+        got = self.store.get_collection(name).get(
+            where={"doc_id": doc_id}, include=["documents", "metadatas"]
+        )
+        if not got["ids"]:
+            raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}")
+        rows = sorted(zip(got["ids"], got["documents"], got["metadatas"], strict=True),
+                      key=lambda r: int(r[2].get("chunk_index", 0)))
+        meta = rows[0][2]
+        return DocumentDetail(
+            doc_id=doc_id, title=str(meta.get("title", "")),
+            doc_type=str(meta.get("doc_type", "")),
+            metadata={k: meta[k] for k in _PUBLIC_META if k in meta and k not in (
+                "chunk_index", "start", "end")},
+            chunks=[ChunkDetail(chunk_id=cid, index=int(m.get("chunk_index", 0)),
+                                section=str(m.get("section", "")), text=text or "",
+                                start=int(m.get("start", 0)), end=int(m.get("end", 0)))
+                    for cid, text, m in rows],
+        )
+
+    def stored_chunks(
+        self, chunk_ids: list[str], collection: str | None = None
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Text and metadata of the given chunks (a citation's quote is a slice of the text)."""
+        if not chunk_ids:
+            return {}
+        col = self.store.get_collection(self.collection_name(collection))
+        got = col.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents", "metadatas"])
+        return {cid: (text or "", dict(meta or {}))
+                for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"],
+                                           strict=True)}
+
+    def metadata_values(self, key: str, collection: str | None = None) -> list[str]:
+        """Distinct values of one metadata key (e.g. `client`) in a collection, for filters."""
+        col = self.store.get_collection(self.collection_name(collection))
+        metas = col.get(include=["metadatas"])["metadatas"] or []
+        return sorted({str(m[key]) for m in metas if m.get(key) not in (None, "")})
+
+    def upload(self, uploads: list[Upload], collection: str | None = None) -> UploadSummary:
+        """Save uploaded files under CX_DATA_DIR/uploads/<collection>/ and ingest them.
+
+        doc_id = the sanitised file name; uploading the same name again re-indexes it. A name
+        already used by a document from another source is refused rather than duplicated.
+        """
+        from assistant.uploads import UploadError, check_uploads, save_upload
+
+        s = self.settings
+        names = check_uploads(uploads, s.upload_max_files, s.upload_max_bytes)
+        name = self.collection_name(collection)
+        directory = (s.data_dir / "uploads" / name).resolve()
+        try:
+            col = self.store.get_collection(name)
+        except CollectionNotFound:
+            col = None
+        for doc_id in names if col is not None else []:
+            got = col.get(where={"doc_id": doc_id}, include=["metadatas"], limit=1)
+            if got["ids"] and got["metadatas"][0].get("source_root") != str(directory):
+                raise UploadError(f"collection {name!r} already has a document {doc_id!r} "
+                                  "from another source; rename the file or delete that "
+                                  "document first", status=409)
+        paths = [save_upload(directory, n, u.content) for n, u in zip(names, uploads,
+                                                                        strict=True)]
+        summary = self.ingest(paths, name, wait_s=30)
+        skipped = {sk.path for sk in summary.skipped}
+        for path in paths:
+            if path.name in skipped:  # keep the uploads folder in step with the collection
+                path.unlink(missing_ok=True)
+        if skipped and len(skipped) == len(paths):
+            reasons = "; ".join(f"{sk.path}: {sk.reason}" for sk in summary.skipped)
+            raise UploadError(f"no uploaded file could be read ({reasons})", status=422)
+        return UploadSummary(**summary.model_dump(), collection=name,
+                             doc_ids=[n for n in names if n not in skipped])
+
+    @property
+    def feedback(self) -> FeedbackStore:
+        if self._feedback is None:
+            self._feedback = FeedbackStore(self.settings.data_dir / "feedback.sqlite3")
+        return self._feedback
 
     def collections(self) -> list[str]:
         return self.store.list_collections()

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(
         default=1.0, ge=0.0, le=10.0, description="Weight of the BM25 retriever in the fusion."
     )
+    fusion: str = Field(
+        default="rrf",
+        pattern=r"^(zscore|rrf)$",
+        description="How dense and BM25 results are fused: 'zscore' (weighted sum of "
+        "standardised scores) or 'rrf' (weighted reciprocal-rank fusion).",
+    )
     rrf_k: int = Field(
         default=60, ge=1, le=1000, description="Reciprocal-rank-fusion constant k."
     )
@@ -91,6 +97,41 @@ class Settings(BaseSettings):
         pattern=r"^(extractive|llm|auto)$",
         description="'extractive' (no model), 'llm', or 'auto' (llm when configured).",
     )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, OpenAI: "
+        "'http://host:port/v1'), or of Ollama with CX_LLM_PROVIDER=ollama. Needed for llm mode.",
+    )
+    llm_model: str | None = Field(
+        default=None, description="Model name sent to the server (e.g. 'qwen2.5:7b-instruct')."
+    )
+    llm_api_key: str = Field(
+        default="", repr=False, description="API key for the LLM server, if it needs one."
+    )
+    llm_provider: str = Field(
+        default="openai",
+        pattern=r"^(openai|ollama)$",
+        description="'openai': any OpenAI-compatible API; 'ollama': Ollama's native API.",
+    )
+    llm_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="Longest wait for the model's reply, in seconds; then the extractive "
+        "answer is returned with a warning.",
+    )
+    llm_context_tokens: int = Field(
+        default=4096, ge=512, le=2_000_000,
+        description="The model's context budget in tokens; sources are trimmed to fit it, "
+        "the instructions never are.",
+    )
+    llm_max_tokens: int = Field(
+        default=400, ge=16, le=32_768, description="Most tokens the model may write per answer."
+    )
+    llm_support_threshold: float = Field(
+        default=0.55, ge=-1.0, le=1.0,
+        description="A cited sentence counts as supported when its cosine similarity to the "
+        "best sentence of the cited source reaches this; below it the citation is flagged "
+        "('supported': false).",
+    )
     api_keys: str = Field(
         default="",
         description="Comma-separated API keys; when set, /v1 routes need 'Authorization: "
@@ -99,6 +140,19 @@ class Settings(BaseSettings):
     )
     max_question_chars: int = Field(
         default=2000, ge=10, le=100_000, description="Longest question or query accepted."
+    )
+    public_read: bool = Field(
+        default=False,
+        description="With CX_API_KEYS set: let read routes (search, answer, document lists, "
+        "feedback) through without a key; writes (upload, delete, feedback export) still "
+        "need one.",
+    )
+    upload_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, le=1024**3,
+        description="Largest single uploaded file, in bytes.",
+    )
+    upload_max_files: int = Field(
+        default=20, ge=1, le=1000, description="Most files in one upload request."
     )
 
     @field_validator("chroma_url")
@@ -109,6 +163,21 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must look like http://host:port")
         return value.rstrip("/")
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _check_llm_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must look like http://host:port/v1")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_llm_mode(self) -> Settings:
+        if self.answer_mode == "llm" and not (self.llm_base_url and self.llm_model):
+            raise ValueError("CX_ANSWER_MODE=llm needs CX_LLM_BASE_URL and CX_LLM_MODEL")
+        return self
 
     @model_validator(mode="after")
     def _check_overlap(self) -> Settings:
