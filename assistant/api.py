@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -16,6 +15,7 @@ from fastapi.sse import format_sse_event
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant import __version__
+from assistant.auth import key_matches
 from assistant.embeddings import EmbeddingModelError
 from assistant.ingest import IngestError
 from assistant.schemas import (
@@ -47,7 +47,7 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         "Answers mark claims with [n]; each citation quotes its source verbatim.",
     )
     app.state.service = service
-    keys = [k.encode("utf-8") for k in service.settings.api_key_list]
+    keys = service.settings.api_key_list
 
     def require_key(request: Request) -> None:
         """With CX_API_KEYS set, /v1 routes need `Authorization: Bearer <key>`."""
@@ -55,12 +55,7 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
             return
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        supplied = token.strip().encode("utf-8")
-        # Compare against every key, always, so timing does not reveal which key matched.
-        ok = False
-        for key in keys:
-            ok |= hmac.compare_digest(supplied, key)
-        if scheme.lower() != "bearer" or not ok:
+        if scheme.lower() != "bearer" or not key_matches(token, keys):
             raise HTTPException(
                 status_code=401,
                 detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
