@@ -34,6 +34,7 @@ _ASIDE = re.compile(r"^\(.*\)[.!?]?$|^\(?see\b", re.I)
 RANK_BONUS = 0.04  # favours sentences from the chunks fusion ranked highest
 DUPLICATE_COSINE = 0.9
 RELATIVE_WINDOW = 0.12  # keep sentences within this cosine of the best one
+MIN_SENTENCES = 2
 
 
 @dataclass
@@ -147,7 +148,10 @@ class ExtractiveAnswerer:
         for i in order:
             if len(chosen) == self.max_sentences:
                 break
-            if cosines[i] < max(self.threshold, best - RELATIVE_WINDOW):
+            # The relative window keeps answers tight, but a second supporting sentence
+            # (anything above the abstention threshold) is always worth giving.
+            floor = self.threshold if len(chosen) < MIN_SENTENCES else best - RELATIVE_WINDOW
+            if cosines[i] < max(self.threshold, floor):
                 continue
             if any(float(vectors[i] @ vectors[j]) > DUPLICATE_COSINE for j in chosen):
                 continue
