@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# A question or query: whitespace alone is refused with "must not be blank".
+NonBlankStr = Annotated[str, AfterValidator(_not_blank)]
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$"
 
@@ -38,17 +48,10 @@ class SearchRequest(BaseModel):
         json_schema_extra={"examples": [{"query": "Cx Quality Scorecard", "top_k": 5}]},
     )
 
-    query: str = Field(min_length=1, max_length=2000, description="What to look for.")
+    query: NonBlankStr = Field(min_length=1, max_length=2000, description="What to look for.")
     top_k: int = Field(default=5, ge=1, le=100, description="Documents to return.")
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
     filters: SearchFilters | None = None
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class SearchHit(BaseModel):
@@ -77,7 +80,7 @@ class AnswerRequest(BaseModel):
         json_schema_extra={"examples": [{"question": "How do we define Cx Quality Faults?"}]},
     )
 
-    question: str = Field(min_length=1, max_length=2000)
+    question: NonBlankStr = Field(min_length=1, max_length=2000)
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
     top_k: int | None = Field(default=None, ge=1, le=50, description="Chunks to read from.")
     filters: SearchFilters | None = None
@@ -87,13 +90,6 @@ class AnswerRequest(BaseModel):
         description="Send Server-Sent Events: `delta` events with answer text as it is "
         "produced, then one `done` event carrying the whole answer with its citations.",
     )
-
-    @field_validator("question")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class Citation(BaseModel):
@@ -201,7 +197,7 @@ class FeedbackRequest(BaseModel):
         }]},
     )
 
-    question: str = Field(min_length=1, max_length=2000)
+    question: NonBlankStr = Field(min_length=1, max_length=2000)
     answer: str = Field(default="", max_length=20_000)
     citations: list[dict[str, object]] = Field(
         default_factory=list, max_length=50,
@@ -210,13 +206,6 @@ class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
     comment: str | None = Field(default=None, max_length=5000)
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
-
-    @field_validator("question")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class FeedbackSaved(BaseModel):
