@@ -43,6 +43,16 @@ def corpus_service(tmp_path_factory: pytest.TempPathFactory) -> AssistantService
     return svc
 
 
+def cli_ingest(kb: Path, data_dir: Path) -> None:
+    """Ingest `kb` into `data_dir` with the installed CLI, as a user would before `serve`."""
+    import subprocess
+    import sys
+
+    subprocess.run([str(Path(sys.executable).parent / "cx-assistant"), "ingest", str(kb)],
+                   check=True, capture_output=True,
+                   env={**os.environ, "CX_DATA_DIR": str(data_dir)})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, write_md
+from conftest import cli_ingest, free_port, write_md
 
 BIN = Path(sys.executable).parent / "cx-assistant"
 
@@ -47,8 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_md(kb / "findings" / "acme.md", "Acme churn",
              "# Acme churn\n\nAcme's churn fell from 2.1% to 1.6% after the fix.",
              doc_type="finding", client="Acme")
-    subprocess.run([str(BIN), "ingest", str(kb)], check=True, capture_output=True,
-                   env={**os.environ, "CX_DATA_DIR": str(data)})
+    cli_ingest(kb, data)
     proc, base = start_server(data)
     yield base
     proc.terminate()

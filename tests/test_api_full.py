@@ -4,9 +4,7 @@ feedback, auth modes and the 4xx answer to every kind of bad input."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import write_md
+from conftest import cli_ingest, write_md
 from test_api import start_server
 
 from assistant.uploads import UploadError, safe_filename
@@ -38,8 +36,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
              "# Acme churn\n\nAcme's churn fell from 2.1% to 1.6% after the billing fix.",
              doc_type="finding", client="Acme")
     (kb / "handbook.md").write_text("The handbook says faults are reviewed monthly.\n")
-    subprocess.run([str(BIN), "ingest", str(kb)], check=True, capture_output=True,
-                   env={**os.environ, "CX_DATA_DIR": str(data)})
+    cli_ingest(kb, data)
     return data
 
 

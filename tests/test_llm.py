@@ -8,9 +8,7 @@ in the extractive answer with a warning, never an error.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, make_settings, write_md
+from conftest import cli_ingest, free_port, make_settings, write_md
 from llm_servers import LlamaCppServer, ScriptedOpenAI
 
 from assistant.answering import check_citations
@@ -265,14 +263,13 @@ def test_timeout_and_server_down_fall_back(kb_data: Path) -> None:
 
 
 def test_llm_answer_over_http(kb_dir: Path, llama: LlamaCppServer, tmp_path: Path) -> None:
-    from test_api import BIN, start_server
+    from test_api import start_server
 
     env = {"CX_ANSWER_MODE": "llm", "CX_LLM_BASE_URL": llama.base_url,
            "CX_LLM_MODEL": "smollm2", "CX_LLM_CONTEXT_TOKENS": str(CONTEXT),
            "CX_LLM_MAX_TOKENS": "96", "CX_LLM_API_KEY": "sk-not-to-be-logged"}
     data = tmp_path / "data"
-    subprocess.run([str(BIN), "ingest", str(kb_dir)], check=True, capture_output=True,
-                   env={**os.environ, "CX_DATA_DIR": str(data)})
+    cli_ingest(kb_dir, data)
     proc, base = start_server(data, **env)
     try:
         r = httpx.post(f"{base}/v1/answer", timeout=120,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import write_md
+from conftest import cli_ingest, write_md
 from test_api import start_server
 
 BIN = Path(sys.executable).parent / "cx-assistant"
@@ -42,8 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
              doc_type="finding", client="Acme")
     write_md(kb / EVIL_NAME, "<script>alert('title')</script>", EVIL_BODY,
              doc_type="playbook", client="\"<img src=x onerror=alert(4)>\"")
-    subprocess.run([str(BIN), "ingest", str(kb)], check=True, capture_output=True,
-                   env={**os.environ, "CX_DATA_DIR": str(data)})
+    cli_ingest(kb, data)
     proc, base = start_server(data)
     yield base
     proc.terminate()
