@@ -10,20 +10,26 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.sse import format_sse_event
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from assistant import __version__
 from assistant.auth import key_matches
 from assistant.embeddings import EmbeddingModelError
+from assistant.gate import BodyLimit, RequestGate
 from assistant.ingest import IngestError
 from assistant.schemas import (
-    COLLECTION_PATTERN,
     AnswerRequest,
     AnswerResponse,
+    CollectionName,
     DocumentDetail,
     DocumentList,
+    ErrorResponse,
     FeedbackRequest,
     FeedbackSaved,
     SearchRequest,
@@ -69,6 +75,48 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
 
     Auth = Depends(require_read_key)
     WriteAuth = Depends(require_key)  # upload, delete, feedback export: always keyed
+    s = service.settings
+    body_limit = BodyLimit(s.max_body_bytes, "CX_MAX_BODY_BYTES")
+    upload_limit = BodyLimit(  # the files themselves plus 1 MiB for the multipart framing
+        s.upload_max_files * s.upload_max_bytes + 2**20,
+        "CX_UPLOAD_MAX_FILES x CX_UPLOAD_MAX_BYTES, plus 1 MiB for the form itself")
+
+    def limit_for(scope: Scope) -> BodyLimit:
+        """Uploads (the API's and the chat UI's) get the upload cap, everything else
+        CX_MAX_BODY_BYTES."""
+        path = scope["path"]
+        is_upload = scope["method"] == "POST" and path.rstrip("/") == "/v1/documents"
+        return upload_limit if is_upload or path.startswith("/ui") else body_limit
+
+    def refuse_without_key(scope: Scope) -> tuple[int, str, dict[str, str]] | None:
+        """Run the matched route's key dependency (require_key or require_read_key) before
+        its body is read; the dependency itself stays the one place that says who may call."""
+        if not keys:
+            return None
+        for route in app.router.routes:
+            if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
+                guards = [d.dependency for d in route.dependencies
+                          if d.dependency in (require_key, require_read_key)]
+                try:
+                    for guard in guards:
+                        guard(Request(scope))
+                except HTTPException as exc:
+                    return exc.status_code, str(exc.detail), dict(exc.headers or {})
+                return None
+        return None
+
+    app.add_middleware(RequestGate, limit_for=limit_for, refuse=refuse_without_key)
+
+    def check_question(text: str, field: str) -> None:
+        """CX_MAX_QUESTION_CHARS is configurable, so it is checked here rather than in the
+        (static) request model, with a 422 shaped like the model's own."""
+        if len(text) > s.max_question_chars:
+            raise RequestValidationError([{
+                "type": "string_too_long", "loc": ("body", field),
+                "msg": f"{field} is {len(text)} characters; at most {s.max_question_chars} "
+                       "are accepted (CX_MAX_QUESTION_CHARS)",
+                "ctx": {"max_length": s.max_question_chars},
+            }])
 
     @app.middleware("http")
     async def log_requests(request: Request, call_next: Any) -> Any:
@@ -108,15 +156,31 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         return _error(exc.status, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # Starlette lists only the first matching route's methods
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = ", ".join(sorted({
+                m for r in app.router.routes if isinstance(r, APIRoute)
+                and r.matches(request.scope)[0] is not Match.NONE for m in r.methods}))
+        return JSONResponse(status_code=exc.status_code, content={"detail": _explain(exc)},
+                            headers=headers or None)
+
+    def _explain(exc: StarletteHTTPException) -> Any:
+        """Starlette's and FastAPI's own 400s and 413s do not say what to change."""
         detail = exc.detail
-        if exc.status_code == 413:  # Starlette's body limit says only "Content Too Large"
-            s = service.settings
-            detail = (f"upload too large: at most {s.upload_max_files} files of "
-                      f"{s.upload_max_bytes} bytes each (CX_UPLOAD_MAX_FILES, "
-                      "CX_UPLOAD_MAX_BYTES)")
-        return JSONResponse(status_code=exc.status_code, content={"detail": detail},
-                            headers=getattr(exc, "headers", None))
+        if not isinstance(detail, str):
+            return detail
+        if exc.status_code == 400 and detail.startswith("Too many files"):
+            return (f"too many files: at most {s.upload_max_files} per request "
+                    "(CX_UPLOAD_MAX_FILES)")
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            return ("the request body could not be parsed: send UTF-8 JSON with "
+                    "'content-type: application/json' (uploads: multipart/form-data with "
+                    "a 'files' field)")
+        if exc.status_code == 413 and detail == "Content Too Large":
+            return body_limit.message(None)
+        return detail
 
     @app.exception_handler(IngestError)
     async def _ingest(_: Request, exc: IngestError) -> JSONResponse:
@@ -127,7 +191,9 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         """Liveness: 200 once the server can answer."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses={
+        200: {"description": "Ready: every check passed."},
+        503: {"description": "Not ready: the same body, with the failing check false."}})
     def readyz() -> JSONResponse:
         """Readiness: Chroma reachable, embedder loaded, default collection present."""
         checks = service.readiness()
@@ -136,7 +202,7 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
                             content={"status": "ready" if ready else "not ready", **checks})
 
     @app.post("/v1/search", response_model=SearchResponse, tags=["retrieval"],
-              dependencies=[Auth])
+              dependencies=[Auth], responses=_errors(400, 401, 404, 413, 422, 503))
     def search(body: SearchRequest) -> SearchResponse:
         """Hybrid (dense + BM25, reciprocal-rank fused) document search.
 
@@ -144,11 +210,13 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         `text` and that chunk's `section`. `filters` narrows by `doc_type`, `client`,
         `tags` (all must match) and a `date_from`/`date_to` range.
         """
+        check_question(body.query, "query")
         return service.search(body.query, body.collection, body.top_k, body.filters)
 
     @app.post("/v1/answer", response_model=AnswerResponse, response_model_exclude_none=True,
               tags=["answers"], dependencies=[Auth], responses={200: {"content": {
-                  "text/event-stream": {"example": _SSE_EXAMPLE}}}})
+                  "text/event-stream": {"example": _SSE_EXAMPLE}}},
+                  **_errors(400, 401, 404, 413, 422, 503)})
     def answer(body: AnswerRequest) -> Any:
         """Answer a question from the knowledge base, citing every claim.
 
@@ -162,6 +230,7 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         body as the non-streaming reply, citations included. A failure after streaming has
         begun arrives as an `error` event with `{"detail": ...}`.
         """
+        check_question(body.question, "question")
         if not body.stream:
             return service.answer(body)
         events = service.answer_stream(body)
@@ -171,9 +240,9 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
                                           "x-accel-buffering": "no"})
 
     @app.get("/v1/documents", response_model=DocumentList, tags=["documents"],
-             dependencies=[Auth])
+             dependencies=[Auth], responses=_errors(401, 404, 422, 503))
     def list_documents(
-        collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
+        collection: Annotated[CollectionName | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> DocumentList:
@@ -181,23 +250,20 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         return service.list_documents(collection, limit, offset)
 
     @app.get("/v1/documents/{doc_id:path}", response_model=DocumentDetail, tags=["documents"],
-             dependencies=[Auth])
+             dependencies=[Auth], responses=_errors(401, 404, 422, 503))
     def get_document(
-        doc_id: Annotated[str, Path(min_length=1, max_length=1024)],
-        collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
+        doc_id: Annotated[str, Path(min_length=1, max_length=1024, examples=[DOC_ID_EXAMPLE])],
+        collection: Annotated[CollectionName | None, Query()] = None,
     ) -> DocumentDetail:
         """One document: its metadata and its chunks in order (404 if it is not there)."""
         return service.document(doc_id, collection)
 
-    limits = service.settings
-
     @app.post("/v1/documents", response_model=UploadSummary, tags=["documents"],
-              dependencies=[WriteAuth],
-              max_body_size=limits.upload_max_files * limits.upload_max_bytes + 2**20,
-              form_limits={"max_files": limits.upload_max_files})
+              dependencies=[WriteAuth], form_limits={"max_files": s.upload_max_files},
+              responses=_errors(400, 401, 409, 413, 415, 422, 503))
     def upload_documents(
         files: Annotated[list[UploadFile], File(description="One or more files to ingest.")],
-        collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
+        collection: Annotated[CollectionName | None, Query()] = None,
     ) -> UploadSummary:
         """Upload files (multipart field `files`, repeatable) and ingest them.
 
@@ -206,34 +272,37 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         sanitised (directories dropped, unusual characters replaced) and become the doc_id;
         uploading the same name again re-indexes that document. Returns the ingest summary.
         """
-        cap = limits.upload_max_bytes
+        cap = s.upload_max_bytes
         # Read one byte past the cap so an oversized file is detected without reading it all.
         uploads = [Upload(f.filename or "", f.file.read(cap + 1)) for f in files]
         return service.upload(uploads, collection)
 
-    @app.delete("/v1/documents/{doc_id:path}", tags=["documents"], dependencies=[WriteAuth])
+    @app.delete("/v1/documents/{doc_id:path}", tags=["documents"], dependencies=[WriteAuth],
+                responses=_errors(401, 404, 409, 422, 503))
     def delete_document(
-        doc_id: Annotated[str, Path(min_length=1, max_length=1024)],
-        collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
+        doc_id: Annotated[str, Path(min_length=1, max_length=1024, examples=[DOC_ID_EXAMPLE])],
+        collection: Annotated[CollectionName | None, Query()] = None,
     ) -> dict[str, Any]:
         """Remove one document and all its chunks (404 if it is not there)."""
         removed = service.delete_document(doc_id, collection)
         return {"doc_id": doc_id, "deleted_chunks": removed}
 
-    @app.get("/v1/collections", tags=["documents"], dependencies=[Auth])
+    @app.get("/v1/collections", tags=["documents"], dependencies=[Auth],
+             responses=_errors(401, 503))
     def collections() -> dict[str, list[str]]:
         """Names of the collections in the store."""
         return {"collections": service.collections()}
 
     @app.post("/v1/feedback", response_model=FeedbackSaved, status_code=201,
-              tags=["feedback"], dependencies=[Auth])
+              tags=["feedback"], dependencies=[Auth], responses=_errors(400, 401, 413, 422))
     def feedback(body: FeedbackRequest) -> FeedbackSaved:
         """Record a thumbs up/down (and optional comment) on an answer."""
+        check_question(body.question, "question")
         return FeedbackSaved(id=service.feedback.add(body), rating=body.rating)
 
     @app.get("/v1/feedback/export", tags=["feedback"], dependencies=[WriteAuth],
              response_class=Response,
-             responses={200: {"content": {"application/jsonl": {}}}})
+             responses={200: {"content": {"application/jsonl": {}}}, **_errors(401)})
     def feedback_export() -> Response:
         """Thumbs-down feedback as evaluation-suite JSON Lines, one draft test case per line.
 
@@ -246,11 +315,54 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
         return Response(body, media_type="application/jsonl", headers={
             "content-disposition": 'attachment; filename="feedback-suite.jsonl"'})
 
+    def openapi() -> dict[str, Any]:
+        """The manual shows the limits this server enforces, not the models' ceilings."""
+        if app.openapi_schema is None:
+            spec = FastAPI.openapi(app)
+            for path, field in (("/v1/search", "query"), ("/v1/answer", "question"),
+                                ("/v1/feedback", "question")):
+                _set_body_limit(spec, path, "post", field, maxLength=s.max_question_chars)
+            _set_body_limit(spec, "/v1/documents", "post", "files", minItems=1,
+                            maxItems=s.upload_max_files)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     if ui:
         from assistant.ui import mount_ui
 
         mount_ui(app, service)
     return app
+
+
+DOC_ID_EXAMPLE = "articles/cx-quality-faults.md"  # a document of the sample corpus
+
+_ERRORS = {
+    400: "The body could not be parsed (not UTF-8 JSON, or a broken multipart form), or an "
+         "upload was refused (no files, a bad name, an empty file, too many files).",
+    401: "CX_API_KEYS is set and the request has no valid 'Authorization: Bearer <key>'.",
+    404: "The collection or document does not exist.",
+    409: "Another ingest holds the collection, or an upload's name clashes with a document "
+         "from another source.",
+    413: "The body is over CX_MAX_BODY_BYTES, or an uploaded file over CX_UPLOAD_MAX_BYTES.",
+    415: "An uploaded file's type is not accepted.",
+    422: "The request fails validation (`detail` lists each field and rule), or no uploaded "
+         "file could be read.",
+    503: "The vector store or the embedding model is unavailable; try again shortly.",
+}
+
+
+def _set_body_limit(spec: dict[str, Any], path: str, method: str, field: str,
+                    **limits: int) -> None:
+    """Set JSON-schema limits on one field of an operation's request-body model."""
+    for media in spec["paths"][path][method]["requestBody"]["content"].values():
+        name = media["schema"]["$ref"].rsplit("/", 1)[-1]
+        spec["components"]["schemas"][name]["properties"][field].update(limits)
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the ErrorResponse body."""
+    return {code: {"model": ErrorResponse, "description": _ERRORS[code]} for code in codes}
 
 
 _SSE_EXAMPLE = (

@@ -7,6 +7,7 @@ everywhere. PDF pages are joined with form feeds so the chunker can name the pag
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -35,26 +36,47 @@ class LoadedFile:
 def read_file(path: Path, doc_id: str) -> LoadedFile:
     """Read one file by its suffix, normalise its metadata and refuse empty text."""
     suffix = path.suffix.lower()
-    if suffix in (".md", ".markdown"):
-        loaded = _read_markdown(path)
-    elif suffix == ".txt":
-        loaded = LoadedFile(_decode(path.read_bytes(), path))
-    elif suffix in (".html", ".htm"):
-        loaded = _read_html(path)
-    elif suffix == ".pdf":
-        loaded = _read_pdf(path)
-    elif suffix == ".docx":
-        loaded = _read_docx(path)
-    else:
-        raise ReadError(f"unsupported file type {suffix!r}")
-    if not loaded.text.strip():
-        raise ReadError("no text could be extracted (empty file?)")
-    loaded.metadata = normalise_metadata(loaded.metadata, doc_id, loaded.text)
+    try:
+        if suffix in (".md", ".markdown"):
+            loaded = _read_markdown(path)
+        elif suffix == ".txt":
+            loaded = LoadedFile(_decode(path.read_bytes(), path))
+        elif suffix in (".html", ".htm"):
+            loaded = _read_html(path)
+        elif suffix == ".pdf":
+            loaded = _read_pdf(path)
+        elif suffix == ".docx":
+            loaded = _read_docx(path)
+        else:
+            raise ReadError(f"unsupported file type {suffix!r}")
+        if not loaded.text.strip():
+            raise ReadError("no text could be extracted (empty file?)")
+        loaded.metadata = normalise_metadata(loaded.metadata, doc_id, loaded.text)
+    except ReadError:
+        raise
+    except Exception as exc:
+        # A parser failing in a way we did not foresee (YAML's `date: 2024-13-45` raises a bare
+        # ValueError) must cost this one file, reported by name, never the whole batch.
+        detail = " ".join(str(exc).split())[:160]
+        raise ReadError(f"could not be read ({type(exc).__name__}: {detail})") from None
     return loaded
 
 
+# Bytes that text files do not contain (C0 controls bar tab, newlines, form feed and escape).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\v\f\r\x1b")
+
+
 def _decode(raw: bytes, path: Path) -> str:
-    if b"\x00" in raw[:8192]:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows "Unicode" text
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ReadError("invalid UTF-16 text") from None
+    sample = raw[:8192]
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    # NUL, or more than 5% control bytes: binary (random or compressed bytes have ~10%), which
+    # the cp1252/latin-1 fallback below would otherwise index as garbage text.
+    if b"\x00" in sample or controls > 0.05 * len(sample):
         raise ReadError("binary content, not text")
     try:
         return raw.decode("utf-8-sig")

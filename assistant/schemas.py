@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 
 def _not_blank(value: str) -> str:
@@ -17,7 +30,56 @@ def _not_blank(value: str) -> str:
 # A question or query: whitespace alone is refused with "must not be blank".
 NonBlankStr = Annotated[str, AfterValidator(_not_blank)]
 
-COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$"
+
+def _iso_date_only(value: object) -> object:
+    """Pydantic alone reads 0 and "0" as 1970-01-01 (Unix time): only YYYY-MM-DD is a date."""
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return value  # pydantic parses it, and says so if the day does not exist
+    raise ValueError("must be a date written like 2024-01-31")
+
+
+# A date in a JSON request: "YYYY-MM-DD" (or a date from Python callers), never a number.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
+
+# One string or a list of them (a single one is read as a list of one).
+OneOrMany = Annotated[list[str] | None, WithJsonSchema({"anyOf": [
+    {"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]})]
+
+# Chroma's collection-name rules: 3-512 of [A-Za-z0-9._-], alphanumeric at both ends, no "..",
+# not an IPv4 address. The pattern says all but the last (and the length, kept in the type).
+COLLECTION_PATTERN = r"^[A-Za-z0-9](?:\.?[A-Za-z0-9_-])*\.?[A-Za-z0-9]$"
+
+
+def _not_ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return value
+    raise ValueError("a collection name must not be an IPv4 address")
+
+
+# A collection name Chroma accepts, so a bad one is a 422 here rather than a 500 from Chroma.
+CollectionName = Annotated[
+    str, StringConstraints(min_length=3, max_length=512, pattern=COLLECTION_PATTERN),
+    AfterValidator(_not_ipv4),
+]
+
+# The longest question or query the models take: the highest CX_MAX_QUESTION_CHARS allows.
+# The API enforces the configured value (2000 by default) and its manual shows that one.
+QUESTION_CEILING = 100_000
+MAX_HISTORY_TURNS = 50  # earlier turns a follow-up question may carry
+MAX_TURN_CHARS = 20_000  # characters in one of those turns
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx the API sends."""
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="What is wrong and what to change: a sentence, or for a request that "
+        "fails validation, FastAPI's list of errors (`loc` names the field, `msg` the rule)."
+    )
 
 
 class SearchFilters(BaseModel):
@@ -25,13 +87,13 @@ class SearchFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    doc_type: list[str] | None = Field(
+    doc_type: OneOrMany = Field(
         default=None, description="Keep these document types (article, playbook, finding)."
     )
-    client: list[str] | None = Field(default=None, description="Keep these clients.")
-    tags: list[str] | None = Field(default=None, description="Keep documents with ALL tags.")
-    date_from: dt.date | None = Field(default=None, description="Documents dated on/after.")
-    date_to: dt.date | None = Field(default=None, description="Documents dated on/before.")
+    client: OneOrMany = Field(default=None, description="Keep these clients.")
+    tags: OneOrMany = Field(default=None, description="Keep documents with ALL tags.")
+    date_from: IsoDate | None = Field(default=None, description="Documents dated on/after.")
+    date_to: IsoDate | None = Field(default=None, description="Documents dated on/before.")
 
     @field_validator("doc_type", "client", "tags", mode="before")
     @classmethod
@@ -48,9 +110,10 @@ class SearchRequest(BaseModel):
         json_schema_extra={"examples": [{"query": "Cx Quality Scorecard", "top_k": 5}]},
     )
 
-    query: NonBlankStr = Field(min_length=1, max_length=2000, description="What to look for.")
-    top_k: int = Field(default=5, ge=1, le=100, description="Documents to return.")
-    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
+    query: NonBlankStr = Field(min_length=1, max_length=QUESTION_CEILING,
+                               description="What to look for (at most CX_MAX_QUESTION_CHARS).")
+    top_k: StrictInt = Field(default=5, ge=1, le=100, description="Documents to return.")
+    collection: CollectionName | None = None
     filters: SearchFilters | None = None
 
 
@@ -71,7 +134,7 @@ class HistoryTurn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant"]
-    content: str = Field(max_length=20_000)
+    content: str = Field(max_length=MAX_TURN_CHARS)
 
 
 class AnswerRequest(BaseModel):
@@ -80,12 +143,18 @@ class AnswerRequest(BaseModel):
         json_schema_extra={"examples": [{"question": "How do we define Cx Quality Faults?"}]},
     )
 
-    question: NonBlankStr = Field(min_length=1, max_length=2000)
-    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
-    top_k: int | None = Field(default=None, ge=1, le=50, description="Chunks to read from.")
+    question: NonBlankStr = Field(min_length=1, max_length=QUESTION_CEILING,
+                                  description="At most CX_MAX_QUESTION_CHARS characters.")
+    collection: CollectionName | None = None
+    top_k: StrictInt | None = Field(default=None, ge=1, le=50,
+                                    description="Chunks to read from.")
     filters: SearchFilters | None = None
-    history: list[HistoryTurn] | None = Field(default=None, max_length=50)
-    stream: bool = Field(
+    history: list[HistoryTurn] | None = Field(
+        default=None, max_length=MAX_HISTORY_TURNS,
+        description=f"Earlier turns, oldest first: at most {MAX_HISTORY_TURNS} of "
+        f"{MAX_TURN_CHARS:,} characters each.",
+    )
+    stream: StrictBool = Field(
         default=False,
         description="Send Server-Sent Events: `delta` events with answer text as it is "
         "produced, then one `done` event carrying the whole answer with its citations.",
@@ -197,7 +266,8 @@ class FeedbackRequest(BaseModel):
         }]},
     )
 
-    question: NonBlankStr = Field(min_length=1, max_length=2000)
+    question: NonBlankStr = Field(min_length=1, max_length=QUESTION_CEILING,
+                                  description="At most CX_MAX_QUESTION_CHARS characters.")
     answer: str = Field(default="", max_length=20_000)
     citations: list[dict[str, object]] = Field(
         default_factory=list, max_length=50,
@@ -205,7 +275,7 @@ class FeedbackRequest(BaseModel):
     )
     rating: Literal["up", "down"]
     comment: str | None = Field(default=None, max_length=5000)
-    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
+    collection: CollectionName | None = None
 
 
 class FeedbackSaved(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 
 from assistant.answering import ExtractiveAnswerer, abstention
 from assistant.feedback import FeedbackStore
-from assistant.ingest import Ingestor, SourceRecord, ingest_lock
+from assistant.ingest import Ingestor, Journal, SourceRecord, ingest_lock, run_repairing
 from assistant.llm import LLMClient, llm_configured
 from assistant.retrieval import (
     RetrieverCache,
@@ -18,6 +18,7 @@ from assistant.retrieval import (
     ScoredChunk,
     best_per_document,
     to_metadata_filters,
+    visible_rows,
 )
 from assistant.schemas import (
     AnswerRequest,
@@ -76,7 +77,7 @@ class AssistantService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings)
-        self.retrievers = RetrieverCache()
+        self.retrievers = RetrieverCache(settings.dense_memory_max)
         self._embedder: Any = None
         self._answerer: ExtractiveAnswerer | None = None
         self._chunker: Any = None
@@ -154,16 +155,24 @@ class AssistantService:
             CHUNKER_VERSION, self.settings.model_path.name,
             str(self.settings.chunk_size), str(self.settings.chunk_overlap),
         ])
-        with ingest_lock(self.settings.data_dir, wait_s=wait_s):
+
+        def attempt() -> list[IngestSummary]:  # the Ingestor bumps the generation itself
             col = self.store.get_or_create_collection(name)
-            for part in work(Ingestor(col, self.embedder, self.chunker, signature)):
+            return work(Ingestor(col, lambda: self.embedder, lambda: self.chunker, signature,
+                                 batch_chunks=self.settings.ingest_batch,
+                                 journal=Journal(lambda: self.store.get_collection(name))))
+
+        chroma_dir = None if self.settings.chroma_url else self.settings.data_dir / "chroma"
+        with ingest_lock(self.settings.data_dir, wait_s=wait_s) as interrupted:
+            # embedded Chroma left unreadable by a killed writer is rebuilt (see ingest.py)
+            parts = run_repairing(attempt, chroma_dir, interrupted, self.store,
+                                  lambda: self.embedder)
+            for part in parts:
                 for key in ("documents", "chunks", "added", "updated", "removed", "unchanged",
                             "embedded_chunks"):
                     setattr(total, key, getattr(total, key) + getattr(part, key))
                 total.skipped.extend(part.skipped)
                 total.seconds += part.seconds
-            if total.added or total.updated or total.removed:
-                self.store.bump_generation(col)
         self.retrievers.drop(name)
         total.seconds = round(total.seconds, 3)
         return total
@@ -364,8 +373,9 @@ class AssistantService:
     def _documents(self, collection: str | None) -> dict[str, DocumentInfo]:
         col = self.store.get_collection(self.collection_name(collection))
         got = col.get(include=["metadatas"])
+        metas = got["metadatas"] or []
         docs: dict[str, DocumentInfo] = {}
-        for meta in got["metadatas"] or []:
+        for meta in (metas[i] for i in visible_rows(got["ids"], metas)):  # as search sees it
             doc_id = str(meta.get("doc_id"))
             info = docs.get(doc_id)
             if info is None:
@@ -379,14 +389,22 @@ class AssistantService:
         return docs
 
     def delete_document(self, doc_id: str, collection: str | None = None) -> int:
+        """Remove a document's chunks and, if it was uploaded, its saved file: a deleted
+        upload must not linger on disk under CX_DATA_DIR/uploads/."""
         name = self.collection_name(collection)
         col = self.store.get_collection(name)
+        uploads = (self.settings.data_dir / "uploads" / name).resolve()
         with ingest_lock(self.settings.data_dir, wait_s=30):
-            ids = col.get(where={"doc_id": doc_id}, include=[])["ids"]
+            got = col.get(where={"doc_id": doc_id}, include=["metadatas"])
+            ids = got["ids"]
             if not ids:
                 raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}")
             col.delete(ids=ids)
             self.store.bump_generation(col)
+            if str(uploads) in {(m or {}).get("source_root") for m in got["metadatas"] or []}:
+                saved = (uploads / doc_id).resolve()
+                if saved.parent == uploads:  # doc_ids of uploads are plain file names
+                    saved.unlink(missing_ok=True)
         self.retrievers.drop(name)
         return len(ids)
 
@@ -396,9 +414,11 @@ class AssistantService:
         got = self.store.get_collection(name).get(
             where={"doc_id": doc_id}, include=["documents", "metadatas"]
         )
-        if not got["ids"]:
+        # one whole version, as search sees it, even while an ingest replaces the document
+        keep = visible_rows(got["ids"], got["metadatas"] or [])
+        if not keep:
             raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}")
-        rows = sorted(zip(got["ids"], got["documents"], got["metadatas"], strict=True),
+        rows = sorted(((got["ids"][i], got["documents"][i], got["metadatas"][i]) for i in keep),
                       key=lambda r: int(r[2].get("chunk_index", 0)))
         meta = rows[0][2]
         return DocumentDetail(
@@ -480,14 +500,11 @@ class AssistantService:
         checks: dict[str, Any] = {"embedder": self._embedder is not None}
         try:
             self.store.heartbeat()
-            checks["chroma"] = True
+            self.store.get_collection(name)
+            checks["chroma"] = checks["collection"] = True
+        except CollectionNotFound:
+            checks["chroma"], checks["collection"] = True, False
         except Exception as exc:  # report, never raise: this is a health probe
             checks["chroma"] = False
-            checks["chroma_error"] = str(exc)[:200]
-        if checks["chroma"]:
-            try:
-                self.store.get_collection(name)
-                checks["collection"] = True
-            except CollectionNotFound:
-                checks["collection"] = False
+            checks["chroma_error"] = str(exc)[:500]
         return checks

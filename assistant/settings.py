@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="Unset: embedded Chroma under data_dir. 'http://host:port': a `chroma run` "
         "server.",
     )
+    chroma_timeout_s: float = Field(
+        default=30.0, gt=0, le=600,
+        description="With CX_CHROMA_URL: longest wait for one Chroma request, in seconds, "
+        "before the API answers 503 (connecting and health checks wait at most 2 s).",
+    )
     embedding_model_path: Path | None = Field(
         default=None,
         description="Directory of a sentence-transformers model. Default: the bundled "
@@ -45,6 +50,11 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(
         default=64, ge=1, le=4096, description="Chunks embedded per model call during ingest."
+    )
+    ingest_batch: int = Field(
+        default=256, ge=1, le=100_000,
+        description="Chunks embedded and written to Chroma per ingest batch (memory bound; "
+        "an interrupted ingest resumes, so this is not a unit of work lost).",
     )
     chunk_size: int = Field(
         default=200,
@@ -57,6 +67,12 @@ class Settings(BaseSettings):
         default=32, ge=0, le=200, description="Tokens shared by consecutive chunks."
     )
     top_k: int = Field(default=5, ge=1, le=100, description="Documents returned by search.")
+    dense_memory_max: int = Field(
+        default=200_000,
+        ge=0,
+        description="Collections up to this many chunks are searched densely in memory "
+        "(exact, ~1.5 KB a chunk); larger ones through Chroma's HNSW index (approximate).",
+    )
     candidate_k: int = Field(
         default=50,
         ge=1,
@@ -139,7 +155,15 @@ class Settings(BaseSettings):
         repr=False,
     )
     max_question_chars: int = Field(
-        default=2000, ge=10, le=100_000, description="Longest question or query accepted."
+        default=2000, ge=10, le=100_000,
+        description="Longest question (/v1/answer, /v1/feedback) or query (/v1/search) "
+        "accepted, in characters; longer ones get a 422 naming this setting.",
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=1024**3,
+        description="Largest request body accepted, in bytes, except uploads (those are capped "
+        "by CX_UPLOAD_MAX_FILES x CX_UPLOAD_MAX_BYTES); larger ones get a 413 naming this "
+        "setting. The default leaves room for the largest valid /v1/answer body in UTF-8 JSON.",
     )
     public_read: bool = Field(
         default=False,

@@ -232,6 +232,11 @@ def build_ui(service: AssistantService) -> gr.Blocks:
         if not question:
             yield chat, turns, gr.skip(), status_html("Type a question first.", "info"), ""
             return
+        if len(question) > settings.max_question_chars:  # the API's limit, same words
+            yield chat, turns, gr.skip(), status_html(
+                f"Please shorten the question: at most {settings.max_question_chars} "
+                "characters (CX_MAX_QUESTION_CHARS).", "error"), question
+            return
         collection = collection or settings.collection
         try:
             filters = SearchFilters(doc_type=doc_types or None, client=client_names or None)

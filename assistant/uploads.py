@@ -77,11 +77,14 @@ def check_uploads(uploads: list[Upload], max_files: int, max_bytes: int) -> list
         if len(upload.content) > max_bytes:
             raise UploadError(f"file {safe!r} is {len(upload.content)} bytes; the limit is "
                               f"{max_bytes} bytes (CX_UPLOAD_MAX_BYTES)", status=413)
-        if not upload.content.strip():
-            raise UploadError(f"file {safe!r} is empty")
         if safe in names:
             raise UploadError(f"two files in this upload are both named {safe!r}; rename one")
         names.append(safe)
+    # An empty file among others is ingested like any unreadable one: skipped and reported by
+    # name while the rest lands. Only a batch with nothing in it is refused outright.
+    if all(not upload.content.strip() for upload in uploads):
+        raise UploadError(f"file {names[0]!r} is empty" if len(names) == 1 else
+                          f"all {len(names)} files are empty")
     return names
 
 

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_docx, write_md, write_pdf
+from conftest import write_bad_files, write_docx, write_md, write_pdf
 
 from assistant.ingest import IngestError, discover, ingest_lock
 from assistant.service import AssistantService
@@ -96,13 +96,22 @@ def test_interrupted_ingest_is_repaired_by_rerun(service: AssistantService, tmp_
 
 def test_bad_files_are_reported_and_skipped(service: AssistantService, tmp_path: Path):
     root = _tree(tmp_path / "kb")
-    (root / "junk.md").write_bytes(b"\x00\x01\x02\x00 binary")
-    (root / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
-    (root / "empty.txt").write_text("", "utf-8")
+    bad = write_bad_files(root)
+    # Not UTF-8 but text all the same: Windows-1252 and UTF-16 (with BOM) files are indexed.
+    (root / "legacy.txt").write_bytes("Caf\u00e9 r\u00e9sum\u00e9 \u2013 notes".encode("cp1252"))
+    (root / "wide.txt").write_bytes("Wide notes about closed loops.".encode("utf-16"))
     summary = service.ingest([root])
-    assert sorted(s.path for s in summary.skipped) == ["broken.pdf", "empty.txt", "junk.md"]
-    assert summary.added == 3
-    assert all(s.reason for s in summary.skipped)
+    reasons = {s.path: s.reason for s in summary.skipped}
+    assert sorted(reasons) == sorted(bad)
+    for name, fragment in bad.items():
+        assert fragment in reasons[name], (name, reasons[name])
+    assert summary.added == 5
+    state = _state(service)
+    assert set(state) == {"articles/faults.md", "playbooks/review.md", "notes.txt",
+                          "legacy.txt", "wide.txt"}
+    legacy = service.document("legacy.txt").chunks[0].text
+    assert "Café résumé – notes" in legacy
+    assert "Wide notes about closed loops." in service.document("wide.txt").chunks[0].text
 
 
 def test_every_format_is_ingested(service: AssistantService, tmp_path: Path):

@@ -1,0 +1,242 @@
+"""Ingest while the API serves: every query succeeds and sees one whole version of a document.
+
+A real `cx-assistant serve` answers /v1/search and /v1/answer from client threads while the
+documents change underneath: through the server itself (upload, delete) over embedded
+Chroma, and through CLI ingests in another process over a shared `chroma run` server. Each
+response must be a 200 that shows exactly one revision of the changing document, no older
+than the last change completed before the request began and no newer than the last change
+begun before it ended; a deleted document never reappears once its deletion is done.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from conftest import free_port, write_md
+from test_chroma_server import chroma_url  # noqa: F401  (the fixture)
+
+CLI = Path(sys.executable).parent / "cx-assistant"
+POLICY = "refund-policy.md"
+MEMO = "retired-memo.md"
+QUESTION = "What is the refund window and who approves refunds outside the window?"
+_REVISION = re.compile(r"[Rr]efund policy revision (\d+)")
+
+
+def policy_text(rev: int) -> str:
+    """Two sections (two chunks); every sentence names its revision.
+
+    Even and odd revisions are worded differently: two versions in one reading list would
+    then both be cited (near-duplicate sentences are not), so a mixture cannot hide.
+    """
+    if rev % 2 == 0:
+        window = (f"Under refund policy revision {rev}, the refund window is {10 + rev} days, "
+                  "and refunds outside the window are approved by the service desk lead.")
+        late = (f"Refund policy revision {rev} exceptions: refunds outside the window are "
+                "approved by the service desk lead after checking the receipt.")
+    else:
+        window = (f"Refund policy revision {rev}: customers get their money back when they "
+                  f"ask within {10 + rev} days; after that window a store manager must approve "
+                  "the refund.")
+        late = (f"Refund policy revision {rev} exceptions: a store manager approves late "
+                "refunds once the customer shows proof of purchase.")
+    return (f"---\ntitle: \"Refund policy\"\ndoc_type: playbook\n---\n\n# Refund window\n\n"
+            f"{window}\n\n## Exceptions\n\n{late}\n")
+
+
+MEMO_TEXT = ("---\ntitle: \"Retired refund memo\"\ndoc_type: article\n---\n\n# Refund memo\n\n"
+             "This retired memo said the refund window and approvals outside the window were "
+             "decided by each store manager.\n")
+
+
+@dataclass
+class Versions:
+    """What the writer has begun and finished; readers compare each response against it."""
+
+    begun: int = 0
+    done: int = 0
+    memo_deleted: bool = False
+
+
+@dataclass
+class Hammer:
+    """Client threads that search and answer until stopped, checking every response."""
+
+    base: str
+    versions: Versions
+    stop: threading.Event = field(default_factory=threading.Event)
+    failures: list[str] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)
+    requests: int = 0
+
+    def run(self, kind: str) -> None:
+        with httpx.Client(base_url=self.base, timeout=120) as client:
+            while not self.stop.is_set():
+                low, memo_gone = self.versions.done, self.versions.memo_deleted
+                try:
+                    if kind == "search":
+                        r = client.post("/v1/search", json={"query": QUESTION, "top_k": 5})
+                    else:
+                        r = client.post("/v1/answer", json={"question": QUESTION})
+                    high = self.versions.begun
+                    self.requests += 1
+                    if r.status_code != 200:
+                        self.failures.append(f"{kind}: HTTP {r.status_code} {r.text[:300]}")
+                        continue
+                    self.check(kind, r.json(), low, high, memo_gone)
+                except Exception as exc:  # a dead thread would hide its failure
+                    self.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
+
+    def check(self, kind: str, body: dict[str, Any], low: int, high: int,
+              memo_gone: bool) -> None:
+        if kind == "search":
+            parts = [(h["doc_id"], h["text"], "") for h in body["hits"]]
+        else:
+            parts = [(c["doc_id"], c["quote"], c["chunk_id"]) for c in body["citations"]]
+        revs = {int(v) for doc, text, _ in parts if doc == POLICY
+                for v in _REVISION.findall(text)}
+        # chunk ids carry the version's hash: two hashes would be two versions mixed
+        hashes = {cid.split("-")[1] for doc, _, cid in parts if doc == POLICY and cid}
+        if len(revs) != 1 or len(hashes) > 1:
+            self.failures.append(f"{kind}: revisions {sorted(revs)} of {POLICY} in {parts}")
+        elif not low <= next(iter(revs)) <= high:
+            self.failures.append(f"{kind}: revision {revs} outside [{low}, {high}]")
+        if memo_gone and any(doc == MEMO for doc, _, _ in parts):
+            self.failures.append(f"{kind}: deleted {MEMO} still returned")
+        self.seen |= revs
+
+    def __enter__(self) -> Hammer:
+        self.threads = [threading.Thread(target=self.run, args=(k,), daemon=True)
+                        for k in ("search", "answer")]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=180)
+
+
+def start_server(data: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`cx-assistant serve` on a free port, its log in a file (a pipe would fill and block
+    it under this many requests); returns once /healthz answers."""
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, "CX_DATA_DIR": str(data), **env}, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("server did not become healthy")
+
+
+def errors_in(log: Path) -> str:
+    """The server's tracebacks, to show with a failure."""
+    text = log.read_text(errors="replace")
+    return "\n".join(part[-1500:] for part in text.split("Traceback")[1:4])
+
+
+def wait_until_answering(base: str) -> None:
+    """The first query builds the retriever and loads everything: do it before timing."""
+    r = httpx.post(f"{base}/v1/search", json={"query": QUESTION}, timeout=180)
+    assert r.status_code == 200, r.text
+
+
+def notes(kb: Path, count: int, rev: int) -> None:
+    """Filler that sorts before the policy: after publishing, the ingest prunes these old
+    versions first, so both policy versions stay stored (and published) for a while."""
+    for i in range(count):
+        write_md(kb / "notes" / f"note-{i:02d}.md", f"Note {i}",
+                 f"# Note {i}\n\nNote {i} revision {rev} covers complaint coding for client "
+                 f"{i % 7}.\n\n## Actions\n\nAction {i} revision {rev}: review in week {i}.")
+
+
+def test_uploads_and_deletes_through_the_server_while_it_answers(tmp_path: Path) -> None:
+    """Embedded Chroma is single-process, so changes go through the serving process."""
+    data, log = tmp_path / "data", tmp_path / "serve.log"
+    proc, base = start_server(data, log)
+    try:
+        versions = Versions()
+        up = httpx.post(f"{base}/v1/documents", timeout=180, files=[
+            ("files", (POLICY, policy_text(0).encode())),
+            ("files", (MEMO, MEMO_TEXT.encode())),
+        ])
+        assert up.status_code == 200, up.text
+        wait_until_answering(base)
+        with Hammer(base, versions) as hammer:
+            for rev in range(1, 9):
+                time.sleep(0.5)
+                versions.begun = rev
+                r = httpx.post(f"{base}/v1/documents", timeout=180,
+                               files=[("files", (POLICY, policy_text(rev).encode()))])
+                assert r.status_code == 200 and r.json()["updated"] == 1, r.text
+                versions.done = rev
+                if rev == 4:
+                    d = httpx.delete(f"{base}/v1/documents/{MEMO}", timeout=180)
+                    assert d.status_code == 200, d.text
+                    versions.memo_deleted = True
+            time.sleep(1.0)
+        assert hammer.failures == [], (hammer.failures[:5], errors_in(log))
+        assert hammer.requests >= 16, hammer.requests
+        assert len(hammer.seen) >= 3 and 8 in hammer.seen, hammer.seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_cli_ingest_into_a_chroma_server_while_serve_answers(
+    chroma_url: str, tmp_path: Path,  # noqa: F811
+) -> None:
+    """Another process re-ingests a changed tree into the same `chroma run` server."""
+    kb = tmp_path / "kb"
+    notes(kb, 40, 0)
+    (kb / POLICY).write_text(policy_text(0), "utf-8")
+    (kb / MEMO).write_text(MEMO_TEXT, "utf-8")
+    env = {**os.environ, "CX_CHROMA_URL": chroma_url, "CX_DATA_DIR": str(tmp_path / "ingest"),
+           "CX_INGEST_BATCH": "4"}  # many small batches and deletes: long windows
+
+    def ingest() -> None:
+        done = subprocess.run([str(CLI), "ingest", str(kb)], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    ingest()
+    log = tmp_path / "serve.log"
+    proc, base = start_server(tmp_path / "serve", log, CX_CHROMA_URL=chroma_url)
+    try:
+        versions = Versions()
+        wait_until_answering(base)
+        with Hammer(base, versions) as hammer:
+            for rev in (1, 2):
+                notes(kb, 40, rev)  # every note changes too: the ingest has many batches
+                (kb / POLICY).write_text(policy_text(rev), "utf-8")
+                if rev == 1:
+                    (kb / MEMO).unlink()
+                versions.begun = rev
+                ingest()
+                versions.done = rev
+                versions.memo_deleted = True
+            time.sleep(1.0)
+        assert hammer.failures == [], (hammer.failures[:5], errors_in(log))
+        assert hammer.requests >= 10, hammer.requests
+        assert len(hammer.seen) >= 2 and 2 in hammer.seen, hammer.seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
