@@ -13,7 +13,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export GRADIO_ANALYTICS_ENABLED=False
 export ANONYMIZED_TELEMETRY=False
 
-.PHONY: setup run test lint bench-quality corpus-formats clean llm-test browser
+.PHONY: setup run test lint bench bench-quality bench-load corpus-formats clean llm-test browser
 
 setup: $(STAMP)
 
@@ -47,11 +47,11 @@ browser:
 	  chromium >/dev/null; }
 
 test: setup llm-test browser
-	$(BIN)/ruff check assistant tests scripts
+	$(BIN)/ruff check assistant tests scripts eval
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check assistant tests scripts
+	$(BIN)/ruff check assistant tests scripts eval
 
 # SciFact (BEIR) retrieval quality: dense, BM25 and hybrid, with an HTML report. Minutes, not
 # part of `make test`; the collection is cached in .cx-bench so re-runs skip the ingest.
@@ -60,6 +60,19 @@ bench-quality: setup
 	mkdir -p eval/results
 	CX_DATA_DIR=.cx-bench $(BIN)/cx-assistant eval --beir $(SCIFACT) --retriever all \
 	  --out eval/results/scifact.json --report eval/results/scifact.html
+
+# Performance against the plain llama-index recipe (issue 7): ingest throughput on corpus/ and
+# SciFact beside the peer and the model alone, then query latency, start-up and memory.
+# Tables on stdout, JSON in eval/results/bench-{ingest,latency}.json. Tens of minutes (the
+# peer's SciFact ingest alone is ~6 min). BENCH_ARGS=--docs 500 for a quick partial run.
+bench: setup
+	$(BIN)/python eval/bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python eval/bench/latency.py
+
+# 16 clients (search + answer) and one upload a second for 60 s against a served copy of
+# corpus/; figures in eval/results/load.json. tests/test_load.py runs the same in `make test`.
+bench-load: setup
+	$(BIN)/python eval/bench/load.py --out eval/results/load.json
 
 corpus-formats: setup
 	$(BIN)/python scripts/build_corpus_formats.py

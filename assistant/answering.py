@@ -83,6 +83,9 @@ def split_sentences(chunk: ScoredChunk, rank: int) -> list[Sentence]:
 def display_text(quote: str) -> str:
     """Readable form of a quote for the answer text (the citation keeps the verbatim quote)."""
     text = quote.replace("**", "").replace("__", "").replace("`", "")
+    # A source's own reference markers ("... as shown before [2].") would read as our
+    # citations in the answer; show them as "(2)".
+    text = _MARKER.sub(r"(\1)", text)
     if text.startswith("|"):
         text = " — ".join(c.strip() for c in text.strip().strip("|").split("|") if c.strip())
     text = " ".join(text.split())

@@ -6,7 +6,6 @@ counter, so it can never be out of step with the vectors after an ingest.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -127,19 +126,118 @@ class BM25Index:
         ]
 
 
+def visible_rows(ids: list[str], metadatas: list[dict[str, Any]]) -> list[int]:
+    """Rows readers may see: per document, the chunks of exactly one complete version.
+
+    An ingest writes a document's new version before deleting the old one, and a crash can
+    leave a version half-written (see ingest.py). A snapshot taken meanwhile holds both, or a
+    fragment: showing all of it would mix two versions in one answer. So each (source_root,
+    doc_id) shows its newest complete version (all `chunk_count` chunks present), or nothing
+    if no version is complete yet (a first version still being written).
+    """
+    groups: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for i, meta in enumerate(metadatas):
+        key = (str(meta.get("source_root", "")), str(meta.get("doc_id", "")))
+        groups.setdefault(key, {}).setdefault(str(meta.get("doc_hash", "")), []).append(i)
+    keep: list[int] = []
+    for versions in groups.values():
+        if len(versions) == 1:
+            rows = next(iter(versions.values()))
+            count = metadatas[rows[0]].get("chunk_count")
+            if count is None or len({ids[i] for i in rows}) == int(count):
+                keep.extend(rows)
+            continue
+        complete = [
+            (max(str(metadatas[i].get("ingested_at", "")) for i in rows), doc_hash, rows)
+            for doc_hash, rows in versions.items()
+            if metadatas[rows[0]].get("chunk_count") in (None, len({ids[i] for i in rows}))
+        ]
+        if complete:
+            keep.extend(max(complete)[2])
+    return sorted(keep)
+
+
+# Chroma's SQLite refuses one `get` of a whole large collection ("too many SQL variables"
+# at ~50k chunks), so snapshots are read in pages.
+PAGE_SIZE = 5_000
+
+
+def read_all(collection: Any, include: list[str], where: dict[str, Any] | None = None
+             ) -> dict[str, list[Any]]:
+    """Every (matching) row of a collection, page by page: ids plus the `include` fields.
+
+    Pages are offsets into a table another process may be writing to; when the count moved
+    while we read, the read is repeated (a few times at most), so a snapshot is not torn.
+    """
+    for _ in range(3):
+        before = collection.count()
+        out: dict[str, list[Any]] = {"ids": [], **{key: [] for key in include}}
+        offset = 0
+        while True:
+            page = _get_retrying(collection, include=include, where=where,
+                                 limit=PAGE_SIZE, offset=offset)
+            out["ids"] += list(page["ids"])
+            for key in include:
+                values = page.get(key)
+                out[key] += list(values) if values is not None else []
+            if len(page["ids"]) < PAGE_SIZE:
+                break
+            offset += PAGE_SIZE
+        if offset == 0 or collection.count() == before:
+            break
+    return out
+
+
+def _get_retrying(collection: Any, **kwargs: Any) -> Any:
+    """`collection.get`, retried on a Chroma InternalError.
+
+    A `chroma run` server asked for vectors while another process deletes some of those rows
+    answers "Error finding id" (it reads metadata and vectors non-atomically); found by
+    tests/test_consistency.py. A moment later the rows are simply gone, so a retry succeeds.
+    """
+    for attempt in range(6):
+        try:
+            return collection.get(**kwargs)
+        except Exception as exc:
+            if type(exc).__name__ != "InternalError" or attempt == 5:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 class Retriever:
-    """Hybrid chunk retriever over one collection."""
+    """Hybrid chunk retriever over one snapshot of a collection.
 
-    def __init__(self, collection: Any, generation: int) -> None:
-        from llama_index.vector_stores.chroma import ChromaVectorStore
+    The snapshot (ids, texts, metadata and, up to `memory_max` chunks, the vectors) is read
+    once per collection generation. BM25 indexes it; dense search is an exact dot product
+    over the snapshot's vectors in memory: at SciFact's 11k chunks that takes well under a
+    millisecond, where a Chroma query plus llama-index's re-hydration of every hit took
+    ~20 ms, and it can never return a chunk the snapshot does not show. Above `memory_max`
+    chunks the vectors stay in Chroma (HNSW, approximate) and only ids and distances come
+    back; hits outside the snapshot (an ingest writing new versions, not yet published by a
+    generation bump) are dropped, so a result never mixes two versions of a document.
+    """
 
+    def __init__(self, collection: Any, generation: int, memory_max: int = 200_000) -> None:
         self.collection = collection
         self.generation = generation
-        self.vector_store = ChromaVectorStore(chroma_collection=collection)
         started = time.perf_counter()
-        got = collection.get(include=["documents", "metadatas"])
-        self.bm25 = BM25Index(list(got["ids"]), list(got["documents"] or []),
-                              [dict(m) for m in got["metadatas"] or []])
+        in_memory = collection.count() <= memory_max
+        include = ["documents", "metadatas"] + (["embeddings"] if in_memory else [])
+        got = read_all(collection, include)
+        ids, texts = got["ids"], got["documents"]
+        # llama-index's own copy of each node (`_node_content`: the text again, as JSON) is
+        # dropped: everything we use is in the flat keys, and it would double the memory.
+        metas = [{k: v for k, v in m.items() if not k.startswith("_node")}
+                 for m in got["metadatas"]]
+        rows = visible_rows(ids, metas)
+        self.hidden = len(ids) - len(rows)
+        self.bm25 = BM25Index([ids[i] for i in rows], [texts[i] for i in rows],
+                              [metas[i] for i in rows])
+        self.row_of = {cid: i for i, cid in enumerate(self.bm25.ids)}
+        self.vectors: np.ndarray | None = None
+        if in_memory and rows:
+            self.vectors = np.asarray([got["embeddings"][i] for i in rows], dtype=np.float32)
         self.build_seconds = time.perf_counter() - started
 
     @property
@@ -147,23 +245,50 @@ class Retriever:
         return len(self.bm25.ids)
 
     def dense(self, query_embedding: np.ndarray, k: int, filters: Any) -> list[ScoredChunk]:
-        from llama_index.core.vector_stores.types import VectorStoreQuery
-
         if self.size == 0:
             return []
-        result = self.vector_store.query(VectorStoreQuery(
-            query_embedding=[float(x) for x in query_embedding],
-            similarity_top_k=min(k, self.size),
-            filters=filters,
-        ))
-        out = []
-        for rank, (node, sim) in enumerate(zip(result.nodes, result.similarities, strict=True)):
-            # ChromaVectorStore reports exp(-distance); with cosine space, distance = 1 - cos.
-            cosine = 1.0 + math.log(max(sim, 1e-12))
-            meta = {k: v for k, v in node.metadata.items()}
-            out.append(ScoredChunk(node.node_id, node.get_content(), meta,
-                                   dense_rank=rank, cosine=cosine))
-        return out
+        k = min(k, self.size)
+        if self.vectors is not None:
+            hits = self._dense_in_memory(np.asarray(query_embedding, np.float32), k, filters)
+        else:
+            hits = self._dense_in_chroma(query_embedding, k, filters)
+        return [
+            ScoredChunk(self.bm25.ids[i], self.bm25.texts[i], self.bm25.metadatas[i],
+                        dense_rank=rank, cosine=cosine)
+            for rank, (i, cosine) in enumerate(hits)
+        ]
+
+    def _dense_in_memory(self, query: np.ndarray, k: int, filters: Any
+                         ) -> list[tuple[int, float]]:
+        assert self.vectors is not None
+        scores = self.vectors @ query
+        mask = self.bm25.mask(filters)
+        if mask is not None:
+            scores = np.where(mask > 0, scores, -np.inf)
+            k = min(k, int(mask.sum()))
+        if k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top]
+
+    def _dense_in_chroma(self, query: np.ndarray, k: int, filters: Any
+                         ) -> list[tuple[int, float]]:
+        from llama_index.vector_stores.chroma.base import _to_chroma_filter
+
+        where = _to_chroma_filter(filters) if filters is not None else None
+        n = k + self.hidden
+        while True:  # ask for more while hits outside the snapshot crowd out visible ones
+            result = self.collection.query(
+                query_embeddings=[[float(x) for x in query]], n_results=n, where=where,
+                include=["distances"])
+            ids, distances = result["ids"][0], result["distances"][0]
+            # cosine space: Chroma's distance is 1 - cosine
+            kept = [(self.row_of[c], 1.0 - float(d))
+                    for c, d in zip(ids, distances, strict=True) if c in self.row_of]
+            if len(kept) >= k or len(ids) < n or n >= 4 * (k + self.hidden) + 64:
+                return kept[:k]
+            n *= 2
 
     def sparse(self, query: str, k: int, filters: Any) -> list[ScoredChunk]:
         out = []
@@ -238,17 +363,23 @@ def _raw_score(chunk: ScoredChunk, retriever: str) -> float:
 
 
 class RetrieverCache:
-    """One Retriever per collection, rebuilt when the collection's generation changes."""
+    """One Retriever per collection, rebuilt when the collection's generation changes.
 
-    def __init__(self) -> None:
+    Also rebuilt when the collection's id changes: a Chroma server restarted on an empty data
+    path (then re-ingested) can reach the same generation with different contents.
+    """
+
+    def __init__(self, memory_max: int = 200_000) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, Retriever] = {}
+        self.memory_max = memory_max
 
     def get(self, name: str, collection: Any, generation: int) -> Retriever:
         with self._lock:
             have = self._items.get(name)
-            if have is None or have.generation != generation:
-                have = Retriever(collection, generation)
+            if (have is None or have.generation != generation
+                    or getattr(have.collection, "id", None) != getattr(collection, "id", None)):
+                have = Retriever(collection, generation, self.memory_max)
                 self._items[name] = have
             return have
 

@@ -77,3 +77,12 @@ def test_follow_up_uses_history(corpus_service: AssistantService) -> None:
     assert response.query == "What is the Cx Quality Scorecard? Who reviews it?"
     assert not response.abstained
     assert any("scorecard" in c.doc_id for c in response.citations)
+
+
+def test_a_quoted_reference_marker_is_not_read_as_a_citation() -> None:
+    """Scientific text cites its own references as [2]; the answer must not show that as
+    our citation [2] (found on SciFact: it failed check_citations, a 500 over HTTP)."""
+    from assistant.answering import display_text
+
+    assert display_text("Fault rates fell after the change [2].") == \
+        "Fault rates fell after the change (2)."

@@ -81,3 +81,15 @@ def test_corpus_documents_chunk_exactly(tmp_path: Path) -> None:
         for chunk in chunker.split(loaded.text):
             assert loaded.text[chunk.start : chunk.end] == chunk.text
             assert len(tokenizer.tokenize(chunk.text)) <= 200
+
+
+def test_token_counts_survive_the_model_encoding_a_padded_batch() -> None:
+    """Regression: the model's padded batches switch padding on in the shared tokenizer
+    backend; the chunker's counter must not then see every text as 128 tokens long."""
+    embedder = load_embedder(bundled_model_path())
+    chunker = Chunker(embedder.tokenizer, 200, 32)
+    before = chunker.split(TEXT)
+    embedder.encode(["short", "a much longer text that forces padding " * 20])
+    assert chunker.split(TEXT) == before
+    assert chunker._splitter._length_function("hello world") == len(
+        embedder.tokenizer.tokenize("hello world"))

@@ -1,0 +1,22 @@
+"""The query fast path gives the very vectors `encode` gives, and caches them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assistant.embeddings import load_embedder
+from assistant.settings import load_settings
+
+
+def test_encode_query_matches_encode_and_is_cached() -> None:
+    embedder = load_embedder(load_settings().model_path)
+    assert embedder._fast_query is not None  # the bundled model is mean-pooled + normalised
+    texts = ["How do we define Cx Quality Faults?", "NPS", "fault " * 400]  # last: truncated
+    for text in texts:
+        fast = embedder.encode_query(text)
+        slow = embedder.encode([text])[0]
+        assert fast.shape == slow.shape == (embedder.dimension,)
+        assert float(np.abs(fast - slow).max()) < 1e-5
+        assert abs(float(np.linalg.norm(fast)) - 1.0) < 1e-5
+        assert embedder.encode_query(text) is fast  # served from the cache
+    assert not fast.flags.writeable  # a caller cannot corrupt the cached vector
