@@ -88,6 +88,7 @@ class BM25Index:
         self.metadatas = metadatas
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25: Any = None
+        self._last_mask: tuple[Any, np.ndarray] | None = None
         if ids:
             tokens = bm25s.tokenize(
                 [bm25_text(t, m) for t, m in zip(texts, metadatas, strict=True)],
@@ -97,12 +98,20 @@ class BM25Index:
             self._bm25.index(tokens, show_progress=False)
 
     def mask(self, filters: Any) -> np.ndarray | None:
+        """1/0 per row: does it pass `filters`. One Python call per row, so the last mask is
+        kept: a hybrid query asks for the same filters object twice (dense, then BM25)."""
         if filters is None:
             return None
+        last = self._last_mask
+        if last is not None and last[0] is filters:
+            return last[1]
         from llama_index.core.vector_stores.utils import build_metadata_filter_fn
 
         keep = build_metadata_filter_fn(lambda i: self.metadatas[int(i)], filters)
-        return np.array([1 if keep(i) else 0 for i in range(len(self.ids))], dtype=np.float32)
+        mask = np.array([1 if keep(i) else 0 for i in range(len(self.ids))], dtype=np.float32)
+        mask.setflags(write=False)
+        self._last_mask = (filters, mask)  # one assignment: safe across request threads
+        return mask
 
     def search(self, query: str, k: int, filters: Any = None) -> list[tuple[int, float]]:
         import bm25s
