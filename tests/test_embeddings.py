@@ -19,4 +19,15 @@ def test_encode_query_matches_encode_and_is_cached() -> None:
         assert float(np.abs(fast - slow).max()) < 1e-5
         assert abs(float(np.linalg.norm(fast)) - 1.0) < 1e-5
         assert embedder.encode_query(text) is fast  # served from the cache
+    # The traced graph ran (a silent fall-back to eager would halve query speed unseen).
+    assert embedder._traced
     assert not fast.flags.writeable  # a caller cannot corrupt the cached vector
+
+
+def test_blas_runs_one_thread_beside_torch() -> None:
+    """OpenBLAS's spinning workers fought torch's for the cores (search p95 127 ms vs 19)."""
+    from threadpoolctl import threadpool_info
+
+    load_embedder(load_settings().model_path)
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas and all(p["num_threads"] == 1 for p in blas)
