@@ -1,8 +1,9 @@
 """Extractive answering: pick the sentences of the retrieved chunks that best answer the
 question, cite each verbatim, or abstain when the evidence is too weak.
 
-No LLM is involved. Sentences are scored by cosine similarity to the question with the same
-embedder the retriever uses, plus a small bonus for the chunk's retrieval rank; near-duplicate
+No LLM is involved. Sentences are scored by cosine similarity to the question (sentence
+vectors stored at ingest, see assistant/sentences.py; else encoded with the same embedder
+the retriever uses), plus a small bonus for the chunk's retrieval rank; near-duplicate
 sentences are skipped. Every quote is an exact slice of a stored chunk and every `[n]` in the
 answer resolves to a citation: `check_citations` enforces both before anything is returned.
 """
@@ -18,19 +19,13 @@ import numpy as np
 
 from assistant.retrieval import ScoredChunk
 from assistant.schemas import AnswerResponse, Citation
+from assistant.sentences import SENTENCES_KEY, sentence_spans, unpack
 
 ABSTAIN_TEXT = (
     "The knowledge base does not cover this question: no passage in the indexed documents "
     "answers it closely enough to cite."
 )
 _MARKER = re.compile(r"\[(\d+)\]")
-_HEADING = re.compile(r"^\s*#{1,6}\s")
-_LIST_PREFIX = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
-_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
-_MIN_CHARS, _MAX_CHARS = 25, 500
-# A parenthetical aside such as "(See *Defining Cx Quality Faults*.)" names a topic without
-# saying anything about it; its similarity to the question is high and its value nil.
-_ASIDE = re.compile(r"^\(.*\)[.!?]?$|^\(?see\b", re.I)
 RANK_BONUS = 0.04  # favours sentences from the chunks fusion ranked highest
 DUPLICATE_COSINE = 0.9
 RELATIVE_WINDOW = 0.12  # keep sentences within this cosine of the best one
@@ -52,32 +47,8 @@ class Sentence:
 
 
 def split_sentences(chunk: ScoredChunk, rank: int) -> list[Sentence]:
-    """Sentences of a chunk as exact spans, line by line (headings and table rules skipped).
-
-    Uses the punkt tokenizer that llama-index ships (no download) for sentence boundaries.
-    """
-    from llama_index.core.utils import globals_helper
-
-    punkt = globals_helper.punkt_tokenizer
-    text = chunk.text
-    out: list[Sentence] = []
-    offset = 0
-    for line in text.split("\n"):
-        line_start = offset
-        offset += len(line) + 1
-        if not line.strip() or _HEADING.match(line) or _TABLE_RULE.match(line):
-            continue
-        prefix = _LIST_PREFIX.match(line)
-        body_start = prefix.end() if prefix else len(line) - len(line.lstrip())
-        body = line[body_start:]
-        for s, e in punkt.span_tokenize(body):
-            quote = body[s:e].strip()
-            if _MIN_CHARS <= len(quote) <= _MAX_CHARS and len(quote.split()) >= 5 \
-                    and not _ASIDE.match(quote):
-                lead = len(body[s:e]) - len(body[s:e].lstrip())
-                start = line_start + body_start + s + lead
-                out.append(Sentence(chunk, rank, start, start + len(quote)))
-    return out
+    """Sentences of a chunk as exact spans (see `sentences.sentence_spans`)."""
+    return [Sentence(chunk, rank, start, end) for start, end in sentence_spans(chunk.text)]
 
 
 def display_text(quote: str) -> str:
@@ -125,11 +96,25 @@ class ExtractiveAnswerer:
     def score(
         self, query_embedding: np.ndarray, chunks: list[ScoredChunk]
     ) -> tuple[list[Sentence], np.ndarray, np.ndarray]:
-        """Candidate sentences, their ranking scores and their embeddings."""
-        sentences = [s for rank, c in enumerate(chunks) for s in split_sentences(c, rank)]
+        """Candidate sentences, their ranking scores and their embeddings.
+
+        Sentence vectors come from the chunk's metadata when ingest stored them (see
+        assistant/sentences.py: no model call); sentences of chunks without them (an index
+        built before, a span past the model's 256 tokens) are encoded here, cached.
+        """
+        sentences: list[Sentence] = []
+        parts: list[np.ndarray | None] = []
+        for rank, chunk in enumerate(chunks):
+            found = split_sentences(chunk, rank)
+            if found:
+                sentences += found
+                parts.append(unpack(chunk.metadata.get(SENTENCES_KEY),
+                                    [(s.start, s.end) for s in found], len(query_embedding)))
+                if parts[-1] is None:
+                    parts[-1] = self.cache.encode([s.quote for s in found])
         if not sentences:
             return [], np.zeros(0), np.zeros((0, 1))
-        vectors = self.cache.encode([s.quote for s in sentences])
+        vectors = np.concatenate([p for p in parts if p is not None]).astype(np.float32)
         cosines = vectors @ query_embedding
         return sentences, cosines, vectors
 

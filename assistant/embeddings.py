@@ -129,6 +129,49 @@ class Embedder:
             self._queries.popitem(last=False)
         return vector
 
+    def encode_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Text vectors and, from the same forward pass, one vector per character span.
+
+        The text vectors equal `encode`'s (mean of the token states, normalised: checked in
+        tests/test_embeddings.py); the span vectors are the means of the token states inside
+        each span (see assistant/sentences.py). Hand-rolled rather than `encode` because
+        sentence-transformers hands back neither token offsets nor the states with them.
+        Length-sorted batches, as `encode` does. A text's span vectors are None when the
+        model is not mean-pooled or a span lies past its truncation.
+        """
+        from assistant.sentences import pool_spans
+
+        if self._fast_query is None or not texts:
+            return self.encode(texts), [None] * len(texts)
+        import torch
+
+        transformer = self._fast_query
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[np.ndarray | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        with self._lock, torch.inference_mode():
+            for at in range(0, len(order), self.batch_size):
+                part = order[at : at + self.batch_size]
+                features = dict(self.tokenizer(
+                    [texts[i] for i in part], padding=True, truncation=True,
+                    max_length=transformer.max_seq_length, return_offsets_mapping=True,
+                    return_tensors="pt"))
+                offsets = features.pop("offset_mapping").numpy()
+                mask = features["attention_mask"]
+                states = transformer.auto_model(**features).last_hidden_state
+                summed = (states * mask.unsqueeze(-1)).sum(dim=1)
+                mean = summed / mask.sum(dim=1, keepdim=True).clamp(min=1)
+                mean = mean / mean.norm(dim=1, keepdim=True).clamp(min=1e-12)
+                vectors[part] = mean.numpy()
+                states_np, lengths = states.numpy(), mask.sum(dim=1).tolist()
+                for row, i in enumerate(part):
+                    if spans[i]:
+                        n = int(lengths[row])
+                        pooled[i] = pool_spans(states_np[row, :n], offsets[row, :n], spans[i])
+        return vectors, pooled
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.tokenize(text))
 
@@ -137,7 +180,8 @@ QUERY_CACHE_SIZE = 4096
 
 
 def embedding_transform(embedder: Embedder) -> Any:
-    """A llama-index transform that embeds a whole batch of nodes in one length-sorted pass.
+    """A llama-index transform that embeds a whole batch of nodes in one length-sorted pass,
+    and keeps each chunk's sentence vectors from the same pass (assistant/sentences.py).
 
     llama-index's own HuggingFaceEmbedding transform cuts the batch into groups of
     `embed_batch_size` in arrival order and pads each group to its longest text, so one
@@ -156,9 +200,20 @@ def embedding_transform(embedder: Embedder) -> Any:
             self._embedder = embedder
 
         def __call__(self, nodes: Any, **kwargs: Any) -> Any:
+            from assistant.sentences import SENTENCES_KEY, pack, sentence_spans
+
             texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-            for node, vector in zip(nodes, self._embedder.encode(texts), strict=True):
+            # spans within the chunk text, and where that text starts in what is embedded
+            local = [sentence_spans(n.text) if n.text else [] for n in nodes]
+            shifts = [t.rfind(n.text) if n.text else -1 for n, t in zip(nodes, texts, strict=True)]
+            spans = [[] if shift < 0 else [(shift + a, shift + b) for a, b in found]
+                     for found, shift in zip(local, shifts, strict=True)]
+            vectors, pooled = self._embedder.encode_with_spans(texts, spans)
+            for node, vector, found, sent in zip(nodes, vectors, local, pooled, strict=True):
                 node.embedding = vector.tolist()
+                blob = pack(found, sent) if sent is not None else None
+                if blob:  # a flat Chroma key (see ingest._add_nodes), never embedded
+                    node.metadata[SENTENCES_KEY] = blob
             return nodes
 
     return SortedBatchEmbedding(embedder)

@@ -311,15 +311,12 @@ class Ingestor:
         batch_chunks: int = 256,
         journal: Journal | None = None,
     ) -> None:
-        from llama_index.vector_stores.chroma import ChromaVectorStore
-
         self.collection = collection
         self._embedder = embedder
         self._chunker = chunker
         self._transform: Any = None
         self.signature = chunker_signature
         self.batch_chunks = batch_chunks
-        self.vector_store = ChromaVectorStore(chroma_collection=collection)
         self.journal = journal or Journal(lambda: collection)
         self.faults = _Faults()
 
@@ -455,7 +452,7 @@ class Ingestor:
                                          disable_cache=True)
             embedded = pipeline.run(nodes=nodes, show_progress=False)
             self.faults.reached("write")
-            self.vector_store.add(embedded)
+            _add_nodes(self.collection, embedded)
             self.faults.reached("written")
             summary.embedded_chunks += len(nodes)
         for _, _, kind in batch:
@@ -572,6 +569,33 @@ def rebuild_embedded_store(
     kept = broken.with_name(f"{broken.name}-{time.strftime('%Y%m%dT%H%M%S')}")
     broken.rename(kept)
     return kept
+
+
+def _add_nodes(collection: Any, nodes: list[Any]) -> None:
+    """Write embedded nodes as llama-index's ChromaVectorStore.add does, with one change.
+
+    A chunk's sentence vectors (node.metadata[SENTENCES_KEY], set by the embedding
+    transform) become a flat metadata key only: left in node.metadata, llama-index would
+    also copy them into the `_node_content` JSON it stores, doubling their size.
+    """
+    from llama_index.core.schema import MetadataMode
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+    from assistant.sentences import SENTENCES_KEY
+
+    for at in range(0, len(nodes), 5000):  # under Chroma's maximum batch size
+        part = nodes[at : at + 5000]
+        metadatas = []
+        for node in part:
+            blob = node.metadata.pop(SENTENCES_KEY, None)
+            meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+            meta = {k: "" if v is None else v for k, v in meta.items()}
+            if blob:
+                meta[SENTENCES_KEY] = blob
+            metadatas.append(meta)
+        collection.add(ids=[n.node_id for n in part],
+                       embeddings=[n.get_embedding() for n in part], metadatas=metadatas,
+                       documents=[n.get_content(metadata_mode=MetadataMode.NONE) for n in part])
 
 
 def _embed_text(meta: dict[str, Any], document: str) -> str:

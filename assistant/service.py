@@ -34,6 +34,7 @@ from assistant.schemas import (
     SearchResponse,
     UploadSummary,
 )
+from assistant.sentences import SENTENCES_VERSION
 from assistant.settings import Settings
 from assistant.store import CollectionNotFound, Store
 from assistant.uploads import Upload
@@ -152,7 +153,7 @@ class AssistantService:
         name = self.collection_name(collection)
         total = IngestSummary(documents=0, chunks=0)
         signature = "|".join([
-            CHUNKER_VERSION, self.settings.model_path.name,
+            CHUNKER_VERSION, SENTENCES_VERSION, self.settings.model_path.name,
             str(self.settings.chunk_size), str(self.settings.chunk_overlap),
         ])
 

@@ -50,8 +50,26 @@ def ingest(tree: Path, data_dir: Path) -> dict[str, Any]:
         embed_model=embed,
     )
     seconds = time.perf_counter() - started
-    count = client.get_collection(COLLECTION).count()
-    return {"seconds": round(seconds, 2), "documents": len(documents), "chunks": count}
+    collection = client.get_collection(COLLECTION)
+    return {"seconds": round(seconds, 2), "documents": len(documents),
+            "chunks": collection.count(), "tokens": embedded_tokens(collection, embed)}
+
+
+def embedded_tokens(collection: Any, embed: Any) -> int:
+    """Tokens the model saw: each stored node's embedding text, cut at the model's limit.
+
+    Counted after the timing. llama-index embeds `get_content(MetadataMode.EMBED)` (the
+    file name and path lines plus the text), and the model truncates it at max_seq_length.
+    """
+    from llama_index.core.schema import MetadataMode
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+    got = collection.get(include=["metadatas", "documents"])
+    texts = [metadata_dict_to_node(m, text=d).get_content(MetadataMode.EMBED)
+             for m, d in zip(got["metadatas"], got["documents"], strict=True)]
+    model = embed._model
+    ids = model.tokenizer(texts, truncation=False)["input_ids"]
+    return sum(min(len(i), model.max_seq_length) for i in ids)
 
 
 class PeerRetriever:
