@@ -6,14 +6,18 @@ counter, so it can never be out of step with the vectors after an ingest.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from assistant.schemas import SearchFilters
+from assistant.sentences import SENTENCES_KEY
+
+log = logging.getLogger(__name__)
 
 RetrieverMode = Literal["dense", "bm25", "hybrid"]
 FusionMethod = Literal["zscore", "rrf"]
@@ -237,7 +241,10 @@ class Retriever:
         ids, texts = got["ids"], got["documents"]
         # llama-index's own copy of each node (`_node_content`: the text again, as JSON) is
         # dropped: everything we use is in the flat keys, and it would double the memory.
-        metas = [{k: v for k, v in m.items() if not k.startswith("_node")}
+        # So are sentence vectors (~2.5 KB a chunk): only the chunks an answer reads need
+        # them, and `with_sentences` fetches those.
+        metas = [{k: v for k, v in m.items()
+                  if not k.startswith("_node") and k != SENTENCES_KEY}
                  for m in got["metadatas"]]
         rows = visible_rows(ids, metas)
         self.hidden = len(ids) - len(rows)
@@ -248,6 +255,25 @@ class Retriever:
         if in_memory and rows:
             self.vectors = np.asarray([got["embeddings"][i] for i in rows], dtype=np.float32)
         self.build_seconds = time.perf_counter() - started
+
+    def with_sentences(self, chunks: list[ScoredChunk]) -> list[ScoredChunk]:
+        """Copies of `chunks` carrying their stored sentence vectors: one Chroma read.
+
+        A chunk deleted meanwhile, or a failed read, leaves chunks without them, and the
+        answerer encodes those sentences itself: slower, never wrong.
+        """
+        if not chunks:
+            return chunks
+        try:
+            got = self.collection.get(ids=[c.id for c in chunks], include=["metadatas"])
+        except Exception:  # noqa: BLE001 - an optimisation; the answer does not depend on it
+            log.warning("could not read stored sentence vectors; encoding instead",
+                        exc_info=True)
+            return chunks
+        blobs = {cid: (m or {}).get(SENTENCES_KEY)
+                 for cid, m in zip(got["ids"], got["metadatas"] or [], strict=False)}
+        return [replace(c, metadata={**c.metadata, SENTENCES_KEY: blobs[c.id]})
+                if blobs.get(c.id) else c for c in chunks]
 
     @property
     def size(self) -> int:

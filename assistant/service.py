@@ -248,7 +248,8 @@ class AssistantService:
         k = max(self.settings.candidate_k, request.top_k or 0)
         chunks = self.retrieve(query, request.collection, k, request.filters, mode,
                                query_embedding=embedding)
-        reading = chunks[: request.top_k or self.settings.answer_chunks]
+        reading = self.retriever(request.collection).with_sentences(
+            chunks[: request.top_k or self.settings.answer_chunks])
         response = abstention() if not reading else self.answerer.answer(
             embedding, reading, request.question)
         if query != request.question:
@@ -306,7 +307,8 @@ class AssistantService:
                                request.filters, mode, query_embedding=embedding)
         reading = chunks[: request.top_k or s.answer_chunks]
         extractive = abstention() if not reading else self.answerer.answer(
-            embedding, reading, request.question)
+            embedding, self.retriever(request.collection).with_sentences(reading),
+            request.question)
         extractive.query = query if query != request.question else None
 
         def instead(why: str) -> AnswerResponse:

@@ -32,6 +32,7 @@ def evidence(service: AssistantService, question: str, collection: str | None) -
                               query_embedding=embedding)[: service.settings.answer_chunks]
     if uncovered_terms(question, chunks):
         return -1.0
+    chunks = service.retriever(collection).with_sentences(chunks)
     _, cosines, _ = service.answerer.score(embedding, chunks)
     return float(cosines.max()) if len(cosines) else -1.0
 

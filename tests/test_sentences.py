@@ -79,6 +79,12 @@ def test_ingest_stores_them_and_answers_use_them(tmp_path, monkeypatch) -> None:
     answer = svc.answer(AnswerRequest(question="What is a quality fault?"))
     assert not answer.abstained and "let down" in answer.citations[0].quote
     assert len(svc.answerer.cache._items) == 0  # no sentence was encoded at answer time
+    # workers keep them out of their snapshot; the chunks an answer reads fetch them
+    retriever = svc.retriever()
+    assert all(SENTENCES_KEY not in m for m in retriever.bm25.metadatas)
+    hits = svc.retrieve("What is a quality fault?", k=2)
+    fetched = retriever.with_sentences(hits)
+    assert SENTENCES_KEY in fetched[0].metadata and SENTENCES_KEY not in hits[0].metadata
 
     # a chunk without stored vectors (an index built before them) is encoded instead
     bare = ScoredChunk(id="x", text=text, metadata={"doc_id": "faults.md"})
