@@ -30,7 +30,8 @@ class Embedder:
     `encode` returns normalised float32 vectors, so a dot product is a cosine similarity.
     """
 
-    def __init__(self, model_path: Path, batch_size: int = 64) -> None:
+    def __init__(self, model_path: Path, batch_size: int = 64,
+                 query_cache_size: int = 4096) -> None:
         model_path = Path(model_path)
         missing = [f for f in _REQUIRED_FILES if not (model_path / f).is_file()]
         has_weights = any(model_path.glob("*.safetensors")) or any(model_path.glob("*.bin"))
@@ -79,6 +80,7 @@ class Embedder:
         # tracing failed or changed the vectors, and queries then run eagerly.
         self._traced: Any = None
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.query_cache_size = query_cache_size
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -125,7 +127,7 @@ class Embedder:
                 vector = (pooled / pooled.norm().clamp(min=1e-12)).numpy().astype(np.float32)
         vector.setflags(write=False)  # shared by every caller of the cache
         self._queries[text] = vector
-        while len(self._queries) > QUERY_CACHE_SIZE:
+        while len(self._queries) > self.query_cache_size:
             self._queries.popitem(last=False)
         return vector
 
@@ -174,9 +176,6 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.tokenize(text))
-
-
-QUERY_CACHE_SIZE = 4096
 
 
 def embedding_transform(embedder: Embedder) -> Any:
@@ -313,9 +312,10 @@ def _corrupt_file(model_path: Path) -> str | None:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model_path: Path, batch_size: int = 64) -> Embedder:
+def load_embedder(model_path: Path, batch_size: int = 64,
+                  query_cache_size: int = 4096) -> Embedder:
     """One Embedder per process and model: loading costs seconds and ~100 MB."""
-    return Embedder(model_path, batch_size)
+    return Embedder(model_path, batch_size, query_cache_size)
 
 
 def as_list(vector: Any) -> list[float]:

@@ -95,7 +95,8 @@ class AssistantService:
                     from assistant.embeddings import load_embedder
 
                     self._embedder = load_embedder(
-                        self.settings.model_path, self.settings.embed_batch_size
+                        self.settings.model_path, self.settings.embed_batch_size,
+                        self.settings.query_cache_size,
                     )
         return self._embedder
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(
         default=64, ge=1, le=4096, description="Chunks embedded per model call during ingest."
     )
+    query_cache_size: int = Field(
+        default=4096, ge=0, le=1_000_000,
+        description="Question vectors kept in an LRU cache (1.5 KB each) so a repeated "
+        "question skips the model; 0 turns it off (e.g. to measure uncached latency).",
+    )
     ingest_batch: int = Field(
         default=256, ge=1, le=100_000,
         description="Chunks embedded and written to Chroma per ingest batch (memory bound; "

@@ -31,3 +31,14 @@ def test_blas_runs_one_thread_beside_torch() -> None:
     load_embedder(load_settings().model_path)
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
     assert blas and all(p["num_threads"] == 1 for p in blas)
+
+
+def test_query_cache_size_zero_keeps_nothing() -> None:
+    """CX_QUERY_CACHE_SIZE=0 (the benchmark's HTTP server): every question is encoded."""
+    from assistant.embeddings import Embedder
+
+    embedder = Embedder(load_settings().model_path, query_cache_size=0)
+    first = embedder.encode_query("What is a Cx Quality Fault?")
+    again = embedder.encode_query("What is a Cx Quality Fault?")
+    assert first is not again and float(np.abs(first - again).max()) < 1e-6
+    assert len(embedder._queries) == 0
