@@ -30,7 +30,7 @@ class Embedder:
     `encode` returns normalised float32 vectors, so a dot product is a cosine similarity.
     """
 
-    def __init__(self, model_path: Path, batch_size: int = 64,
+    def __init__(self, model_path: Path, batch_size: int = 16,
                  query_cache_size: int = 4096) -> None:
         model_path = Path(model_path)
         missing = [f for f in _REQUIRED_FILES if not (model_path / f).is_file()]
@@ -312,7 +312,7 @@ def _corrupt_file(model_path: Path) -> str | None:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model_path: Path, batch_size: int = 64,
+def load_embedder(model_path: Path, batch_size: int = 16,
                   query_cache_size: int = 4096) -> Embedder:
     """One Embedder per process and model: loading costs seconds and ~100 MB."""
     return Embedder(model_path, batch_size, query_cache_size)
