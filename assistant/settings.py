@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         default=60, ge=1, le=1000, description="Reciprocal-rank-fusion constant k."
     )
     abstain_threshold: float = Field(
-        default=0.372,
+        default=0.38,
         ge=-1.0,
         le=1.0,
         description="Abstain when the best supporting sentence's cosine similarity to the "

@@ -78,7 +78,8 @@ def test_ingest_stores_them_and_answers_use_them(tmp_path, monkeypatch) -> None:
 
     answer = svc.answer(AnswerRequest(question="What is a quality fault?"))
     assert not answer.abstained and "let down" in answer.citations[0].quote
-    assert len(svc.answerer.cache._items) == 0  # no sentence was encoded at answer time
+    # of the chunk's sentences only the best one was encoded at answer time (the evidence)
+    assert len(svc.answerer.cache._items) == 1
     # workers keep them out of their snapshot; the chunks an answer reads fetch them
     retriever = svc.retriever()
     assert all(SENTENCES_KEY not in m for m in retriever.bm25.metadatas)
