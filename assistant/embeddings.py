@@ -109,27 +109,31 @@ class Embedder:
         if cached is not None:
             self._queries.move_to_end(text)
             return cached
-        if self._fast_query is None:
-            vector = self.encode([text])[0]
-        else:
-            import torch
-
-            transformer = self._fast_query
-            with self._lock, torch.inference_mode():
-                if self._traced is None:
-                    self._traced = _trace_query_model(transformer.auto_model, self.tokenizer,
-                                                      transformer.max_seq_length) or False
-                features = dict(self.tokenizer(
-                    [text], truncation=True, max_length=transformer.max_seq_length,
-                    return_tensors="pt"))
-                hidden = _last_hidden(self._traced or transformer.auto_model, features)[0]
-                pooled = hidden.mean(dim=0)
-                vector = (pooled / pooled.norm().clamp(min=1e-12)).numpy().astype(np.float32)
+        vector = self.encode_one(text)
         vector.setflags(write=False)  # shared by every caller of the cache
         self._queries[text] = vector
         while len(self._queries) > self.query_cache_size:
             self._queries.popitem(last=False)
         return vector
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """One text's vector by the fastest path (the traced model, see `encode_query`),
+        uncached. Equal to `encode([text])[0]` (tests/test_embeddings.py)."""
+        if self._fast_query is None:
+            return self.encode([text])[0]
+        import torch
+
+        transformer = self._fast_query
+        with self._lock, torch.inference_mode():
+            if self._traced is None:
+                self._traced = _trace_query_model(transformer.auto_model, self.tokenizer,
+                                                  transformer.max_seq_length) or False
+            features = dict(self.tokenizer(
+                [text], truncation=True, max_length=transformer.max_seq_length,
+                return_tensors="pt"))
+            hidden = _last_hidden(self._traced or transformer.auto_model, features)[0]
+            pooled = hidden.mean(dim=0)
+            return (pooled / pooled.norm().clamp(min=1e-12)).numpy().astype(np.float32)
 
     def encode_with_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]]
