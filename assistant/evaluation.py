@@ -4,19 +4,28 @@ Suite metrics are document-level (a document's rank is its best chunk's) and com
 llama-index's retrieval metric classes; answer metrics check what a user would see: did it
 answer or abstain correctly, does every [n] resolve and every quote appear verbatim in its
 stored chunk, are the cited documents relevant, does the answer contain an expected phrase.
+
+Questions may carry `gold_quotes` (verbatim sentences that answer them): the answer is then
+scored by span overlap with them (`gold_quote_recall`, `answer_precision`). A question's
+`split` ("dev" or "test", see `assign_split`) divides the golden suite so that tuning on the
+dev half can be checked on a test half nobody looked at.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
+import re
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.answering import _MARKER
+from assistant.boilerplate import is_boilerplate
 from assistant.retrieval import RetrieverMode, best_per_document
 from assistant.schemas import AnswerRequest
 from assistant.service import AssistantService
@@ -26,6 +35,9 @@ RETRIEVAL_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "recall@5", "recall@10", 
                   "ndcg@10")
 ANSWER_KEYS = ("answered_rate", "abstain_precision", "abstain_recall", "citation_validity",
                "citation_precision", "expect_any", "latency_ms_p50", "latency_ms_p95")
+# In `answers` only when some question of the run has gold quotes.
+GOLD_KEYS = ("gold_quote_recall", "answer_precision")
+SPLITS = ("dev", "test")
 
 
 class SuiteError(ValueError):
@@ -33,12 +45,77 @@ class SuiteError(ValueError):
 
 
 class SuiteQuestion(BaseModel):
+    # Unknown fields (notes such as "source" or "topic_docs") are accepted and ignored.
+    model_config = ConfigDict(extra="ignore")
+
     id: str
     question: str = Field(min_length=1)
     relevant: list[str] = Field(default_factory=list)
     answerable: bool = True
     expect_any: list[str] = Field(default_factory=list)
     kind: str | None = None
+    gold_quotes: list[str] = Field(default_factory=list)
+    split: Literal["dev", "test"] | None = None
+
+
+def assign_split(question_id: str) -> str:
+    """The fixed dev/test split: "dev" when the first byte of sha256(id) is even, else "test".
+
+    Depends on the id alone, so a question keeps its half when others are added or removed.
+    """
+    return "dev" if hashlib.sha256(question_id.encode("utf-8")).digest()[0] % 2 == 0 \
+        else "test"
+
+
+def select_split(questions: list[SuiteQuestion], split: str) -> list[SuiteQuestion]:
+    """The questions of one half of the suite; an error when there are none."""
+    if split not in SPLITS:
+        raise SuiteError(f"split must be dev or test, not {split!r}")
+    chosen = [q for q in questions if q.split == split]
+    if not chosen:
+        raise SuiteError(f"no question of the suite has split {split!r} "
+                         "(eval/split_suite.py writes the field)")
+    return chosen
+
+
+_EMPHASIS = re.compile(r"\*\*|__|`")
+
+
+def _span_text(text: str) -> str:
+    """Text as compared for span overlap: markdown emphasis stripped, whitespace collapsed,
+    case folded."""
+    return " ".join(_EMPHASIS.sub("", text).split()).casefold()
+
+
+def quotes_overlap(a: str, b: str) -> bool:
+    """Overlap by span: the two share a common substring at least half as long as the shorter
+    of them (after `_span_text`). A citation quoting a longer sentence that contains a gold
+    sentence overlaps it; two sentences sharing a few words do not."""
+    x, y = _span_text(a), _span_text(b)
+    if not x or not y:
+        return False
+    match = difflib.SequenceMatcher(None, x, y, autojunk=False).find_longest_match(
+        0, len(x), 0, len(y))
+    return 2 * match.size >= min(len(x), len(y))
+
+
+def gold_scores(quotes: list[str], gold: list[str], abstained: bool) -> dict[str, Any]:
+    """One answer against its gold quotes.
+
+    `gold_matched[i]`: gold quote i is overlapped by some cited quote; `gold_quote_recall`:
+    the share of gold quotes matched (an abstention scores 0); `quote_gold[j]`: cited quote j
+    overlaps some gold quote; `answer_precision`: the share of cited quotes that do (None for
+    an abstention or an answer without quotes, which are left out of the mean).
+    """
+    quotes = [] if abstained else quotes
+    matched = [any(quotes_overlap(q, g) for q in quotes) for g in gold]
+    on_gold = [any(quotes_overlap(q, g) for g in gold) for q in quotes]
+    return {
+        "gold_matched": matched,
+        "gold_quote_recall": sum(matched) / len(gold) if gold else None,
+        "quote_gold": on_gold,
+        "answer_precision": sum(on_gold) / len(on_gold) if gold and on_gold else None,
+    }
 
 
 def load_suite(path: Path) -> list[SuiteQuestion]:
@@ -102,12 +179,17 @@ def evaluate_suite(
                                   mode=mode)
         latency = (time.perf_counter() - started) * 1000
         cited = [c.doc_id for c in response.citations]
+        citations = [{"n": c.n, "doc_id": c.doc_id, "quote": c.quote}
+                     for c in response.citations]
         row: dict[str, Any] = {
-            "id": q.id, "kind": q.kind, "question": q.question, "answerable": q.answerable,
-            "relevant": q.relevant, "retrieved": retrieved, "cited": cited,
-            "abstained": response.abstained, "answer": response.answer,
+            "id": q.id, "kind": q.kind, "split": q.split, "question": q.question,
+            "answerable": q.answerable, "relevant": q.relevant, "retrieved": retrieved,
+            "cited": cited, "abstained": response.abstained, "answer": response.answer,
             "latency_ms": round(latency, 1),
             "citation_valid": _citations_valid(response, col),
+            "citations": citations,
+            "boilerplate": [c["quote"] for c in citations if is_boilerplate(c["quote"])],
+            "gold_quotes": q.gold_quotes if q.answerable else [],
         }
         if q.answerable:
             row.update(retrieval_metrics(retrieved, q.relevant))
@@ -117,9 +199,23 @@ def evaluate_suite(
             unique = set(cited)
             row["citation_precision"] = (len(unique & set(q.relevant)) / len(unique)
                                          if unique else None)
+            if q.gold_quotes:
+                scores = gold_scores([c["quote"] for c in citations], q.gold_quotes,
+                                     response.abstained)
+                for citation, on_gold in zip(citations, scores.pop("quote_gold"),
+                                             strict=False):
+                    citation["gold"] = on_gold
+                row.update(scores)
         row["correct_decision"] = response.abstained != q.answerable
         rows.append(row)
-    return {"n": len(rows), "retriever": mode, **aggregate(rows), "questions": rows}
+    result = {"n": len(rows), "retriever": mode, **aggregate(rows)}
+    present = [s for s in SPLITS if any(r["split"] == s for r in rows)]
+    if present:
+        result["splits"] = {}
+        for s in present:
+            subset = [r for r in rows if r["split"] == s]
+            result["splits"][s] = {"n": len(subset), **aggregate(subset)}
+    return {**result, "questions": rows}
 
 
 def _citations_valid(response: Any, collection: Any) -> bool:
@@ -157,7 +253,14 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "expect_any": mean([1.0 if r["expect_any"] else 0.0 for r in answerable]),
         "latency_ms_p50": round(_percentile(latencies, 50), 1),
         "latency_ms_p95": round(_percentile(latencies, 95), 1),
+        "boilerplate_answers": sum(1 for r in rows if r.get("boilerplate")),
     }
+    gold = [r for r in answerable if r.get("gold_quotes")]
+    answers["gold_n"] = len(gold)
+    if gold:
+        answers["gold_quote_recall"] = mean([r["gold_quote_recall"] for r in gold])
+        answers["answer_precision"] = mean([r["answer_precision"] for r in gold
+                                            if r.get("answer_precision") is not None])
     by_kind: dict[str, dict[str, float]] = {}
     for kind in sorted({str(r["kind"]) for r in rows if r["kind"]}):
         subset = [r for r in rows if r["kind"] == kind]
@@ -182,7 +285,9 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-LOWER_IS_BETTER = ("latency_ms_p50", "latency_ms_p95")
+LOWER_IS_BETTER = ("latency_ms_p50", "latency_ms_p95", "boilerplate_answers")
+# Counts that describe the run rather than measure it: never compared against a baseline.
+COUNT_KEYS = ("gold_n",)
 
 
 def parse_gates(items: list[str]) -> dict[str, float]:
@@ -219,7 +324,8 @@ BEIR_KEYS = ("ndcg@10", "recall@100", "mrr@10")
 def compare(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per-metric current, baseline and delta for the metrics both runs have."""
     now, before = flat_metrics(report), flat_metrics(baseline)
-    keys = [k for k in now if k in before and ("." in k or k in BEIR_KEYS)]
+    keys = [k for k in now if k in before and ("." in k or k in BEIR_KEYS)
+            and k.split(".")[-1] not in COUNT_KEYS]
     return {
         k: {"current": now[k], "baseline": before[k], "delta": round(now[k] - before[k], 4)}
         for k in keys

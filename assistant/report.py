@@ -16,6 +16,10 @@ table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 td,th{border:1px solid #ccd3db;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#eef2f6}.pass{color:#17753a;font-weight:600}.fail{color:#b3261e;font-weight:600}
 .num{text-align:right;font-variant-numeric:tabular-nums}.small{color:#5b6673;font-size:.8rem}
+details{border:1px solid #ccd3db;border-radius:4px;margin:.4rem 0;padding:.3rem .6rem}
+summary{cursor:pointer}.answer{white-space:pre-wrap;background:#f6f8fa;padding:.4rem .6rem}
+ul.quotes{margin:.3rem 0;padding-left:1.2rem}ul.quotes li{margin:.15rem 0}
+.hit{background:#e4f4e8}.miss{background:#fbe9e7}.furniture{color:#8a4b00;font-weight:600}
 """
 
 
@@ -78,6 +82,64 @@ def _mark(ok: Any) -> str:
     return '<span class="pass">pass</span>' if ok else '<span class="fail">fail</span>'
 
 
+def _splits(splits: dict[str, dict[str, Any]]) -> str:
+    """Retrieval and answer metrics side by side, one column per split."""
+    names = list(splits)
+    head = [f"{name} (n={splits[name].get('n', '')})" for name in names]
+    rows = []
+    for group in ("retrieval", "answers"):
+        keys = dict.fromkeys(k for m in splits.values() for k in m.get(group) or {})
+        rows += [[_e(f"{group}.{k}"), *[(splits[name].get(group) or {}).get(k, "")
+                                        for name in names]] for k in keys]
+    return "<h2>By split (dev / test)</h2>" + _table(["metric", *head], rows)
+
+
+def _gold_section(questions: list[dict[str, Any]]) -> str:
+    """Per answerable question with gold quotes: the answer, its citations (on gold or not,
+    page furniture flagged) and the gold sentences, matched ones marked. Questions that
+    missed a gold sentence or quoted furniture are shown open."""
+    gold = [q for q in questions if q.get("answerable") and q.get("gold_quotes")]
+    if not gold:
+        return ""
+    out = ["<h2>Answers against gold quotes</h2>",
+           '<p class="small">✓ a gold sentence some citation quotes (overlap by span) · '
+           "✗ one no citation quotes · ⚠ a quoted sentence of page furniture</p>"]
+    for q in gold:
+        matched = q.get("gold_matched") or [False] * len(q["gold_quotes"])
+        furniture = set(q.get("boilerplate") or [])
+        recall, precision = q.get("gold_quote_recall"), q.get("answer_precision")
+        trouble = not all(matched) or bool(furniture)
+        summary = (f"{_e(q['id'])} — gold recall {_fmt(recall)}, "
+                   f"answer precision {'n/a' if precision is None else _fmt(precision)}")
+        if q.get("split"):
+            summary += f" · {_e(q['split'])}"
+        if furniture:
+            summary += ' <span class="furniture">⚠ page furniture quoted</span>'
+        summary += f"<br>{_e(q['question'])}"
+        body = [f'<details{" open" if trouble else ""}><summary>{summary}</summary>']
+        body.append('<p class="small">answer'
+                    + (" (abstained)" if q.get("abstained") else "") + "</p>"
+                    f'<div class="answer">{_e(q.get("answer", ""))}</div>')
+        citations = q.get("citations") or []
+        if citations:
+            items = []
+            for c in citations:
+                on_gold = c.get("gold")
+                cls = ' class="hit"' if on_gold else ' class="miss"' if on_gold is False else ""
+                flag = ' <span class="furniture">⚠ page furniture</span>' \
+                    if c["quote"] in furniture else ""
+                items.append(f"<li{cls}>[{_e(c['n'])}] <span class=\"small\">"
+                             f"{_e(c['doc_id'])}</span> “{_e(c['quote'])}”{flag}</li>")
+            body.append('<p class="small">cited quotes (green: on a gold sentence)</p>'
+                        f'<ul class="quotes">{"".join(items)}</ul>')
+        golds = "".join(
+            f'<li class="{"hit" if ok else "miss"}">{"✓" if ok else "✗"} {_e(g)}</li>'
+            for g, ok in zip(q["gold_quotes"], matched, strict=False))
+        body.append(f'<p class="small">gold sentences</p><ul class="quotes">{golds}</ul>')
+        out.append("".join(body) + "</details>")
+    return "".join(out)
+
+
 def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> str:
     """The report as one HTML string; every value from the data is escaped."""
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
@@ -90,6 +152,8 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
             out.append(f"<h2>{_e(group.title())}</h2>")
             out.append(_table(["metric", "value"], [[_e(k), v] for k, v in
                                                     report[group].items()]))
+    if report.get("splits"):
+        out.append(_splits(report["splits"]))
     if report.get("retrieval"):
         hits = {k: v for k, v in report["retrieval"].items() if k.startswith("hit@")}
         out.append("<h2>Hit rate by k</h2>" + bar_chart(hits, "hit rate by k"))
@@ -129,10 +193,16 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
                 "abstained" if q["abstained"] else "answered",
                 _mark(q["correct_decision"]), _mark(q.get("hit@5") if q["answerable"] else None),
                 _mark(q.get("expect_any") if q["answerable"] else None),
-                _mark(q["citation_valid"]), q["latency_ms"],
+                _mark(q["citation_valid"]),
+                q["gold_quote_recall"] if q.get("gold_quote_recall") is not None else "",
+                q["answer_precision"] if q.get("answer_precision") is not None else "",
+                '<span class="furniture">⚠ ' + str(len(q["boilerplate"])) + "</span>"
+                if q.get("boilerplate") else "",
+                q["latency_ms"],
             ])
         out.append(_table(["id", "question", "retrieved (top 5)", "cited", "decision",
-                           "decision ok", "hit@5", "expect_any", "citations valid", "ms"],
-                          rows))
+                           "decision ok", "hit@5", "expect_any", "citations valid",
+                           "gold recall", "answer precision", "furniture", "ms"], rows))
+        out.append(_gold_section(questions))
     out.append("</body></html>")
     return "".join(out)
