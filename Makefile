@@ -53,13 +53,17 @@ test: setup llm-test browser
 lint: setup
 	$(BIN)/ruff check assistant tests scripts eval
 
-# SciFact (BEIR) retrieval quality: dense, BM25 and hybrid, with an HTML report. Minutes, not
-# part of `make test`; the collection is cached in .cx-bench so re-runs skip the ingest.
+# SciFact (BEIR) retrieval quality: dense, BM25 and hybrid, with an HTML report; FinanceBench
+# cited answers and entity-swapped negatives (results gitignored: they quote the CC BY-NC data).
+# Minutes, not part of `make test`; collections are cached in .cx-bench so re-runs skip ingest.
 SCIFACT ?= ../shared/datasets/scifact
+FINANCEBENCH ?= ../shared/datasets/financebench
 bench-quality: setup
 	mkdir -p eval/results
 	CX_DATA_DIR=.cx-bench $(BIN)/cx-assistant eval --beir $(SCIFACT) --retriever all \
 	  --out eval/results/scifact.json --report eval/results/scifact.html
+	CX_DATA_DIR=.cx-bench $(BIN)/cx-assistant eval --financebench $(FINANCEBENCH) \
+	  --out eval/results/financebench.json --report eval/results/financebench.html
 
 # Performance against the plain llama-index recipe (issue 7): ingest throughput on corpus/ and
 # SciFact beside the peer and the model alone, then query latency, start-up and memory.

@@ -155,6 +155,9 @@ def search(
 def eval_command(
     suite: Annotated[Path | None, typer.Argument(help="Suite file (JSON Lines).")] = None,
     beir: Annotated[Path | None, typer.Option("--beir", help="A BEIR data set directory.")] = None,
+    financebench: Annotated[Path | None, typer.Option(
+        "--financebench", help="A FinanceBench directory (suite.jsonl, pages/): cited-answer "
+        "benchmark with entity-swapped negatives.")] = None,
     collection: CollectionOpt = None,
     retriever: Annotated[str, typer.Option(
         "--retriever", help="dense | bm25 | hybrid | all (all = ablation table).")] = "hybrid",
@@ -169,18 +172,24 @@ def eval_command(
         "metric is below (latency: above) its value.")] = None,
     gate_file: Annotated[Path | None, typer.Option(
         "--gate-file", help="JSON file of metric: threshold gates (e.g. eval/gate.json).")] = None,
-    split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
+    split: Annotated[str | None, typer.Option(
+        help="With SUITE: run only the questions of this split (dev | test). With --beir: "
+        "the qrels split (default test).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Retrieval and answer metrics for SUITE, or BEIR metrics with --beir DIR."""
+    """Retrieval and answer metrics for SUITE, BEIR metrics with --beir DIR, or FinanceBench
+    answer metrics with --financebench DIR."""
     from assistant import evaluation as ev
     from assistant.beir import BeirError
+    from assistant.financebench import FinanceBenchError, evaluate_financebench
 
-    if (suite is None) == (beir is None):
-        fail("give either a SUITE file or --beir DIR")
+    if sum(x is not None for x in (suite, beir, financebench)) != 1:
+        fail("give either a SUITE file, --beir DIR or --financebench DIR")
     modes = ["dense", "bm25", "hybrid"] if retriever == "all" else [retriever]
     if any(m not in ("dense", "bm25", "hybrid") for m in modes):
         fail(f"--retriever must be dense, bm25, hybrid or all, not {retriever!r}")
+    if suite is not None and split is not None and split not in ev.SPLITS:
+        fail(f"--split must be dev or test, not {split!r}")
     gates: dict[str, float] = {}
     try:
         items = [i for raw in fail_under or [] for i in raw.split(",") if i.strip()]
@@ -193,22 +202,33 @@ def eval_command(
     service = _run(_service)
 
     def one(mode: str) -> dict[str, Any]:
+        if financebench is not None:
+            return evaluate_financebench(service, financebench, collection, mode=mode)
         if beir is not None:
-            return ev.evaluate_beir(service, beir, mode=mode, split=split)  # type: ignore[arg-type]
+            return ev.evaluate_beir(service, beir, mode=mode,  # type: ignore[arg-type]
+                                    split=split or "test")
         questions = ev.load_suite(suite)  # type: ignore[arg-type]
-        return ev.evaluate_suite(service, questions, collection, mode=mode)  # type: ignore[arg-type]
+        if split is not None:
+            questions = ev.select_split(questions, split)
+        run = ev.evaluate_suite(service, questions, collection, mode=mode)  # type: ignore[arg-type]
+        return {**run, "split": split} if split is not None else run
 
     try:
         runs = {mode: _run(lambda m=mode: one(m)) for mode in modes}
-    except (ev.SuiteError, BeirError) as exc:
+    except (ev.SuiteError, BeirError, FinanceBenchError) as exc:
         fail(str(exc))
     result = runs["hybrid"] if "hybrid" in runs else runs[modes[0]]
     if len(runs) > 1:
         result["ablation"] = {m: ev.flat_metrics(r) if beir is None else
                               {k: r[k] for k in ev.BEIR_KEYS} for m, r in runs.items()}
-        if beir is None:
+        if financebench is not None:
+            result["ablation"] = {m: {k: v for k, v in f.items() if "." in k and not
+                                      k.endswith(("_p50", "_p95"))}
+                                  for m, f in result["ablation"].items()}
+        elif beir is None:
             result["ablation"] = {m: {k: v for k, v in f.items() if "." not in k and k in (
-                *ev.RETRIEVAL_KEYS, "expect_any", "answered_rate", "abstain_recall")}
+                *ev.RETRIEVAL_KEYS, "expect_any", "answered_rate", "abstain_recall",
+                *ev.GOLD_KEYS)}
                 for m, f in result["ablation"].items()}
     failures: list[str] = []
     try:
@@ -224,10 +244,11 @@ def eval_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False), "utf-8")
     if report:
+        from assistant.financebench import render_html
         from assistant.report import render
 
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(render(result), "utf-8")
+        report.write_text((render_html if financebench is not None else render)(result), "utf-8")
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
     else:
@@ -243,7 +264,8 @@ def _print_eval(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     size = result.get("n") or result.get("queries")
-    table = Table(title=f"evaluation ({result.get('retriever')}, n={size})")
+    half = f", split {result['split']}" if result.get("n") and result.get("split") else ""
+    table = Table(title=f"evaluation ({result.get('retriever')}, n={size}{half})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     flat = {k: v for k, v in result.items() if isinstance(v, int | float)}
@@ -252,6 +274,30 @@ def _print_eval(result: dict[str, Any]) -> None:
     for key, value in flat.items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     Console().print(table)
+    splits = result.get("splits") or {}
+    if splits:
+        by_split = Table(title="by split")
+        by_split.add_column("metric")
+        for name in splits:
+            by_split.add_column(f"{name} (n={splits[name].get('n')})", justify="right")
+        keys = [f"{g}.{k}" for g in ("retrieval", "answers")
+                for k in dict.fromkeys(k for s in splits.values() for k in s.get(g) or {})]
+        for key in keys:
+            group, _, name = key.partition(".")
+            cells = [(s.get(group) or {}).get(name) for s in splits.values()]
+            by_split.add_row(key, *("" if v is None else f"{v:.4f}" if isinstance(v, float)
+                                    else str(v) for v in cells))
+        Console().print(by_split)
+    by_type = result.get("by_question_type") or {}
+    if by_type:
+        types = Table(title="by question type")
+        types.add_column("metric")
+        for kind in by_type:
+            types.add_column(kind, justify="right")
+        for key in dict.fromkeys(k for m in by_type.values() for k in m):
+            types.add_row(key, *(f"{m[key]:.4f}" if isinstance(m.get(key), float) else
+                                 str(m.get(key, "")) for m in by_type.values()))
+        Console().print(types)
     for mode, metrics in (result.get("ablation") or {}).items():
         typer.echo(f"{mode:>7}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     for key, c in (result.get("comparison") or {}).items():
