@@ -1,22 +1,39 @@
-"""Extractive answering: pick the sentences of the retrieved chunks that best answer the
-question, cite each verbatim, or abstain when the evidence is too weak.
+"""Extractive answering: quote the passage of the retrieved chunks that answers the question,
+cite it verbatim, or abstain when the evidence does not cover the question.
 
-No LLM is involved. Sentences are scored by cosine similarity to the question (sentence
-vectors stored at ingest, see assistant/sentences.py; else encoded with the same embedder
-the retriever uses), plus a small bonus for the chunk's retrieval rank; near-duplicate
-sentences are skipped. Every quote is an exact slice of a stored chunk and every `[n]` in the
-answer resolves to a citation: `check_citations` enforces both before anything is returned.
+No LLM is involved. Each candidate sentence gets a few cheap signals (`FEATURES`): its
+cosine similarity to the question (sentence vectors stored at ingest, see sentences.py),
+lexical overlap, novelty (an echo of the question says nothing), whether its section is the
+kind that answers this kind of question, whether it defines the question's subject, whether
+it carries the detail asked for (a figure, a year, a name), and its chunk's retrieval rank.
+They are combined linearly (`WEIGHTS`, fitted on the golden suite's dev half by
+eval/fit_sentence_ranker.py). The best sentence seeds the answer and brings what it needs to
+be read alone: the items it announces ("Two tests decide ...:"), and the sentence naming
+what its "This" or "He" refers to. Further sentences join when they score close to the seed,
+neighbours more easily than sentences from elsewhere. Page furniture (boilerplate.py) is
+never quoted.
+
+Abstention: a question about a name, year or entity no evidence chunk mentions is refused
+(questions.py reads which words name the subject), so is one whose best sentence is not
+similar enough (`threshold`), and so is one that asks for a figure, year or name that no
+candidate sentence carries: "the knowledge base does not give" it.
+
+Every quote is an exact slice of a stored chunk and every `[n]` in the answer resolves to a
+citation: `check_citations` enforces both before anything is returned.
 """
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from assistant.boilerplate import is_boilerplate, normalise
+from assistant.questions import Question, analyse, carries, specific_terms, stems, uncovered
 from assistant.retrieval import ScoredChunk
 from assistant.schemas import AnswerResponse, Citation
 from assistant.sentences import SENTENCES_KEY, sentence_spans, unpack
@@ -25,12 +42,38 @@ ABSTAIN_TEXT = (
     "The knowledge base does not cover this question: no passage in the indexed documents "
     "answers it closely enough to cite."
 )
+_DETAIL_LABEL = {"number": "figure", "date": "date or year", "person": "name or role",
+                 "org": "organisation"}
 _MARKER = re.compile(r"\[(\d+)\]")
-RANK_BONUS = 0.04  # favours sentences from the chunks fusion ranked highest
+RANK_BONUS = 0.04  # (kept for calibrate_abstention's ranking of evidence candidates)
 DUPLICATE_COSINE = 0.9
-RELATIVE_WINDOW = 0.12  # keep sentences within this cosine of the best one
-MIN_SENTENCES = 2
 EVIDENCE_CANDIDATES = 1  # best in-context sentence also scored encoded alone
+EXTRA_SECTION_CHUNKS = 2  # chunks of the top document's answering section read in addition
+DETAIL_CANDIDATES = 5  # best-scored sentences searched for the figure, year or name asked for
+
+# Signals per candidate sentence, in this order (see `features`).
+FEATURES = ("cosine", "lexical", "novelty", "intent", "heading", "defines", "detail",
+            "no_detail", "rank", "intro", "dangling", "rarity")
+# Hand-set starting point; replaced by the fitted weights below when present.
+WEIGHTS = np.array([1.0, 0.10, 0.05, 0.06, 0.03, 0.30, 0.06, -0.12, 0.04, -0.05, -0.04,
+                    0.0])
+SEED_WINDOW = 0.06  # a further sentence joins when it scores within this of the seed...
+NEIGHBOUR_WINDOW = 0.12  # ...or within this when it sits next to a chosen sentence
+
+_PRONOUN_LED = re.compile(
+    r"^(?:he|she|they|this|these|that|those|it|its|their|his|her|such|both|the latter|"
+    r"the former|there)\b", re.I)
+_ANNOUNCES = re.compile(
+    r":$|\b(?:as follows|the following)\b|\b(?P<n>two|three|four|five|six|seven|eight|\d)\s+"
+    r"(?:\w+\s+){0,2}(?:things|tests|steps|questions|reasons|rules|ways|criteria|points|"
+    r"factors|principles|stages|parts|elements|loops|types|kinds|faults|findings|"
+    r"recommendations|changes|lessons|roles|measures|pillars|signals|checks|levers|"
+    r"habits|moves|failures|causes|options)\b", re.I)
+_COUNT = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+_COPULA = re.compile(r"\b(?:is|are|means|mean|refers? to|describes?|denotes?|"
+                     r"(?:is|are) defined as|consists? of)\b", re.I)
+_WE_DEFINE = re.compile(r"\b(?:we|i) (?:define|call|use the term|mean by)\b|\bdefined as\b",
+                        re.I)
 
 
 @dataclass
@@ -41,6 +84,7 @@ class Sentence:
     chunk_rank: int
     start: int  # offset within the chunk text
     end: int
+    index: int = 0  # position among its chunk's sentences
 
     @property
     def quote(self) -> str:
@@ -49,7 +93,8 @@ class Sentence:
 
 def split_sentences(chunk: ScoredChunk, rank: int) -> list[Sentence]:
     """Sentences of a chunk as exact spans (see `sentences.sentence_spans`)."""
-    return [Sentence(chunk, rank, start, end) for start, end in sentence_spans(chunk.text)]
+    return [Sentence(chunk, rank, start, end, i)
+            for i, (start, end) in enumerate(sentence_spans(chunk.text))]
 
 
 def display_text(quote: str) -> str:
@@ -91,18 +136,41 @@ class SentenceEmbeddingCache:
         return np.stack([self._items[t] for t in texts])
 
 
-class ExtractiveAnswerer:
-    """Builds a cited 1-`max_sentences` sentence answer from retrieved chunks."""
+def reading_list(chunks: list[ScoredChunk], question: str, n: int) -> list[ScoredChunk]:
+    """The chunks the answerer reads: the best `n`, plus the top document's answering section.
 
-    def __init__(self, embedder: Any, threshold: float, max_sentences: int = 4) -> None:
+    "What did we find at X?" retrieves X's background first (it names X most often); the
+    findings section of the same document, further down the candidates, is what answers.
+    So when the question asks for a kind of section (findings, recommendations, results, a
+    definition), up to `EXTRA_SECTION_CHUNKS` chunks of the top document whose section
+    name is of that kind are read too.
+    """
+    reading = chunks[:n]
+    intents = analyse(question).intents if reading else set()
+    if not intents:
+        return reading
+    top_doc = reading[0].doc_id
+    have = {c.id for c in reading}
+    extra = [c for c in chunks[n:] if c.doc_id == top_doc and c.id not in have
+             and any(i in str(c.metadata.get("section", "")).lower() for i in intents)]
+    return reading + extra[:EXTRA_SECTION_CHUNKS]
+
+
+class ExtractiveAnswerer:
+    """Builds a cited answer of at most `max_sentences` quoted sentences from retrieved
+    chunks (plus the items an announcing sentence introduces)."""
+
+    def __init__(self, embedder: Any, threshold: float, max_sentences: int = 4,
+                 weights: np.ndarray | None = None) -> None:
         self.cache = SentenceEmbeddingCache(embedder)
         self.threshold = threshold
         self.max_sentences = max_sentences
+        self.weights = WEIGHTS if weights is None else weights
 
     def score(
         self, query_embedding: np.ndarray, chunks: list[ScoredChunk]
     ) -> tuple[list[Sentence], np.ndarray, np.ndarray]:
-        """Candidate sentences, their ranking scores and their embeddings.
+        """Candidate sentences, their cosine similarity to the question, and their vectors.
 
         Sentence vectors come from the chunk's metadata when ingest stored them (see
         assistant/sentences.py: no model call); sentences of chunks without them (an index
@@ -133,82 +201,219 @@ class ExtractiveAnswerer:
         return sentences, cosines, vectors
 
     def answer(
-        self, query_embedding: np.ndarray, chunks: list[ScoredChunk], question: str = ""
+        self,
+        query_embedding: np.ndarray,
+        chunks: list[ScoredChunk],
+        question: str = "",
+        furniture: Collection[str] = (),
     ) -> AnswerResponse:
+        """The cited answer, or an abstention that says why.
+
+        `furniture`: normalised sentences known to be page furniture in this collection
+        (repeated across documents, see boilerplate.py); never quoted.
+        """
         missing = uncovered_terms(question, chunks)
         if missing:
             names = ", ".join(f"'{m}'" for m in missing)
             return abstention(f"The knowledge base does not cover this question: none of the "
                               f"passages that match it mentions {names}.")
         sentences, cosines, vectors = self.score(query_embedding, chunks)
-        if not sentences or float(cosines.max()) < self.threshold:
+        keep = [i for i, s in enumerate(sentences)
+                if not is_boilerplate(s.quote) and normalise(s.quote) not in furniture]
+        if not keep or float(cosines[keep].max()) < self.threshold:
             return abstention()
-        ranked = cosines + np.array([RANK_BONUS / (1 + s.chunk_rank) for s in sentences])
-        order = np.argsort(-ranked)
-        best = float(cosines.max())
-        chosen: list[int] = []
-        for i in order:
-            if len(chosen) == self.max_sentences:
+        q = analyse(question)
+        x = features(q, sentences, cosines)
+        if q.overview:
+            # "What did we find at X?": quote the findings, not X's background
+            answering = [i for i in keep if x[i, FEATURES.index("intent")] > 0
+                         and cosines[i] >= self.threshold]
+            keep = answering or keep
+        scores = np.full(len(sentences), -np.inf)
+        scores[keep] = x[keep] @ self.weights
+        # The detail asked for must be in one of the few sentences that would be quoted.
+        candidates = [int(i) for i in np.argsort(-scores)[:DETAIL_CANDIDATES]
+                      if np.isfinite(scores[i]) and cosines[i] >= self.threshold]
+        if q.answer_type and not any(carries(q.answer_type, sentences[i].quote, q.asking)
+                                     for i in candidates):
+            return abstention(
+                f"The knowledge base covers this topic but does not give the "
+                f"{_DETAIL_LABEL[q.answer_type]} asked for: none of the matching passages "
+                f"states one.")
+        chosen = self._select(sentences, scores, cosines, vectors)
+        return self._respond(sentences, chosen, cosines, chunks)
+
+    def _select(self, sentences: list[Sentence], scores: np.ndarray, cosines: np.ndarray,
+                vectors: np.ndarray) -> list[list[int]]:
+        """Groups of sentence indices to quote: the seed's passage first, then the others."""
+        order = [int(i) for i in np.argsort(-scores) if np.isfinite(scores[i])]
+        seed = order[0]
+        groups = [expand(sentences, seed, scores)]
+        taken = set(groups[0])
+        count = 1
+        for i in order[1:]:
+            if count >= self.max_sentences:
                 break
-            # The relative window keeps answers tight, but a second supporting sentence
-            # (anything above the abstention threshold) is always worth giving.
-            floor = self.threshold if len(chosen) < MIN_SENTENCES else best - RELATIVE_WINDOW
-            if cosines[i] < max(self.threshold, floor):
+            if i in taken or cosines[i] < self.threshold:
                 continue
-            if any(float(vectors[i] @ vectors[j]) > DUPLICATE_COSINE for j in chosen):
+            gap = scores[seed] - scores[i]
+            if gap > NEIGHBOUR_WINDOW:
+                break
+            if gap > SEED_WINDOW and not any(_adjacent(sentences[i], sentences[j])
+                                             for j in taken):
                 continue
-            chosen.append(int(i))
+            if any(float(vectors[i] @ vectors[j]) > DUPLICATE_COSINE for j in taken):
+                continue
+            # only the seed brings the items it announces: a second list would double the
+            # answer; a pronoun's antecedent is always worth its sentence
+            group = [j for j in expand(sentences, i, scores, items=False) if j not in taken]
+            groups.append(group)
+            taken.update(group)
+            count += 1
+        return groups
+
+    def _respond(self, sentences: list[Sentence], groups: list[list[int]],
+                 cosines: np.ndarray, chunks: list[ScoredChunk]) -> AnswerResponse:
         parts, citations = [], []
-        for n, i in enumerate(chosen, start=1):
-            s = sentences[i]
-            meta = s.chunk.metadata
-            chunk_start = int(meta.get("start", 0))
-            citations.append(Citation(
-                n=n, doc_id=s.chunk.doc_id, title=str(meta.get("title", "")),
-                section=str(meta.get("section", "")), quote=s.quote,
-                score=round(float(cosines[i]), 4), chunk_id=s.chunk.id,
-                start=chunk_start + s.start, end=chunk_start + s.end,
-            ))
-            parts.append(f"{display_text(s.quote)} [{n}]")
+        for group in groups:
+            for span in _spans(sentences, sorted(group, key=lambda j: (sentences[j].chunk_rank,
+                                                                        sentences[j].start))):
+                first, last = sentences[span[0]], sentences[span[-1]]
+                chunk = first.chunk
+                meta = chunk.metadata
+                chunk_start = int(meta.get("start", 0))
+                n = len(citations) + 1
+                quote = chunk.text[first.start:last.end]
+                citations.append(Citation(
+                    n=n, doc_id=chunk.doc_id, title=str(meta.get("title", "")),
+                    section=str(meta.get("section", "")), quote=quote,
+                    score=round(float(max(cosines[j] for j in span)), 4), chunk_id=chunk.id,
+                    start=chunk_start + first.start, end=chunk_start + last.end,
+                ))
+                parts.append(f"{display_text(quote)} [{n}]")
         response = AnswerResponse(answer=" ".join(parts), abstained=False, citations=citations)
         check_citations(response, {c.id: c.text for c in chunks})
         return response
 
 
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'&.]*[A-Za-z0-9]|[A-Za-z0-9]")
+def _adjacent(a: Sentence, b: Sentence) -> bool:
+    return a.chunk.id == b.chunk.id and abs(a.index - b.index) == 1
 
 
-def specific_terms(question: str) -> list[str]:
-    """Names and numbers in a question: capitalised words (bar the first) and digits.
+def _heading_between(chunk_text: str, end: int, start: int) -> bool:
+    return bool(re.search(r"(?:^|\n)\s*#{1,6}\s", chunk_text[end:start]))
 
-    These are what near-domain questions hinge on ("NPS ... in 2019", "our Sterling Rail
-    engagement"); paraphrases change common words but rarely invent names or years.
+
+def expand(sentences: list[Sentence], i: int, scores: np.ndarray,
+           items: bool = True) -> list[int]:
+    """Sentence i with what it needs to be read alone, as indices into `sentences`.
+
+    - An announcing sentence ("Two tests decide whether ...:", "the steps are as follows")
+      brings the sentences or list items after it (as many as it announces, else up to 3).
+    - A sentence led by a pronoun ("He argues ...", "This is why ...") brings the sentence
+      before it, which names what the pronoun stands for.
+    Both stop at a heading: the next section is another subject.
     """
-    out: list[str] = []
-    for i, token in enumerate(_TOKEN.findall(question.replace("-", " "))):
-        token = re.sub(r"'s$", "", token)
-        if any(ch.isdigit() for ch in token) or (i > 0 and token[:1].isupper()):
-            out.append(token)
-    return list(dict.fromkeys(out))
+    s = sentences[i]
+    out = [i]
+    by_index = {t.index: j for j, t in enumerate(sentences) if t.chunk.id == s.chunk.id}
+    announce = _ANNOUNCES.search(s.quote.rstrip("*_ ")) if items else None
+    if announce:
+        word = (announce.group("n") or "").lower()
+        want = _COUNT.get(word, int(word) if word.isdigit() else 3)
+        prev_end = s.end
+        for k in range(1, min(want, 5) + 1):
+            j = by_index.get(s.index + k)
+            if j is None or _heading_between(s.chunk.text, prev_end, sentences[j].start):
+                break
+            out.append(j)
+            prev_end = sentences[j].end
+    elif _PRONOUN_LED.match(s.quote.lstrip("*_ ")):
+        j = by_index.get(s.index - 1)
+        if j is not None and not _heading_between(s.chunk.text, sentences[j].end, s.start):
+            out.insert(0, j)
+    return out
+
+
+def _spans(sentences: list[Sentence], group: list[int]) -> list[list[int]]:
+    """Split a group into runs quoted as one span: consecutive sentences of one chunk on one
+    line (list items and paragraphs stay separate citations)."""
+    runs: list[list[int]] = []
+    for j in group:
+        if runs:
+            prev = sentences[runs[-1][-1]]
+            cur = sentences[j]
+            between = cur.chunk.text[prev.end:cur.start] if prev.chunk.id == cur.chunk.id \
+                else "\n"
+            if cur.index == prev.index + 1 and "\n" not in between and not between.strip():
+                runs[-1].append(j)
+                continue
+        runs.append([j])
+    return runs
+
+
+def features(q: Question, sentences: list[Sentence], cosines: np.ndarray) -> np.ndarray:
+    """The `FEATURES` matrix: one row per candidate sentence."""
+    x = np.zeros((len(sentences), len(FEATURES)), dtype=np.float32)
+    terms = q.terms
+    section_stems: dict[str, set[str]] = {}
+    stem_sets = [set(stems(s.quote)) for s in sentences]
+    # A question word that few of the candidate sentences share (a figure's name, not the
+    # client's) says more about which sentence answers: IDF within the reading list.
+    df = {t: sum(t in w for w in stem_sets) for t in terms}
+    idf = {t: np.log((1 + len(sentences)) / (1 + df[t])) for t in terms}
+    idf_total = sum(idf.values()) or 1.0
+    for i, s in enumerate(sentences):
+        wordset = stem_sets[i]
+        section = str(s.chunk.metadata.get("section", ""))
+        if section not in section_stems:
+            leaf = section.split(" > ")[-1] if " > " in section else section
+            section_stems[section] = set(stems(leaf))
+        x[i, 0] = cosines[i]
+        x[i, 1] = len(terms & wordset) / len(terms) if terms else 0.0
+        x[i, 2] = len(wordset - terms) / len(wordset) if wordset else 0.0
+        low_section = section.lower()
+        x[i, 3] = float(any(intent in low_section for intent in q.intents))
+        x[i, 4] = (len(terms & section_stems[section]) / len(terms)) if terms else 0.0
+        x[i, 5] = float(bool(q.subject) and defines(q.subject, s.quote))
+        if q.answer_type:
+            has = carries(q.answer_type, s.quote, q.asking)
+            x[i, 6], x[i, 7] = float(has), float(not has)
+        x[i, 8] = 1.0 / (1 + s.chunk_rank)
+        clean = s.quote.rstrip("*_ ")
+        x[i, 9] = float(bool(_ANNOUNCES.search(clean)) or len(wordset - terms) <= 1)
+        x[i, 10] = float(bool(_PRONOUN_LED.match(s.quote.lstrip("*_ "))) and s.index == 0)
+        x[i, 11] = sum(idf[t] for t in terms & wordset) / idf_total
+    return x
+
+
+def defines(subject: set[str], sentence: str) -> bool:
+    """Whether the sentence defines the subject: "A <subject> is ...", "we define <subject>
+    as ...", "<subject> means ..." (the subject before the verb, near the start)."""
+    text = sentence.replace("**", "").replace("__", "")
+    need = max(1, int(np.ceil(0.6 * len(subject))))
+    m = _COPULA.search(text)
+    if m:
+        before = stems(text[: m.start()])
+        if len(before) <= 10 and len(subject & set(before)) >= need:
+            return True
+    w = _WE_DEFINE.search(text)
+    return bool(w) and len(subject & set(stems(text[w.start():]))) >= need
 
 
 def uncovered_terms(question: str, chunks: list[ScoredChunk]) -> list[str]:
-    """Specific terms of the question that none of the evidence chunks mentions.
+    """Subject terms of the question (names, years, identifiers) no evidence chunk mentions.
 
     A question about a year, client or entity the retrieved passages never name is one the
-    knowledge base does not answer, however similar the rest of its wording; measured on the
-    golden suite this catches most near-domain questions the similarity threshold lets by.
+    knowledge base does not answer, however similar the rest of its wording. Titles, doc_ids
+    and clients count as mentions: a filing's page names its company in its file name.
     """
     if not question or not chunks:
         return []
-    haystack = " ".join(f"{c.text} {c.metadata.get('title', '')}" for c in chunks).lower()
-
-    def covered(term: str) -> bool:
-        term = term.lower()
-        forms = {term, term[:-1] if term.endswith("s") and len(term) > 3 else term}
-        return any(f in haystack for f in forms)
-
-    return [t for t in specific_terms(question) if not covered(t)]
+    haystack = " ".join(
+        f"{c.text} {c.metadata.get('title', '')} {c.metadata.get('client', '')} "
+        f"{re.sub(r'[_/.-]+', ' ', c.doc_id)}" for c in chunks).lower()
+    return uncovered(specific_terms(question), haystack)
 
 
 def abstention(reason: str = ABSTAIN_TEXT) -> AnswerResponse:

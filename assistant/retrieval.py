@@ -7,6 +7,7 @@ counter, so it can never be out of step with the vectors after an ingest.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -254,6 +255,7 @@ class Retriever:
         self.vectors: np.ndarray | None = None
         if in_memory and rows:
             self.vectors = np.asarray([got["embeddings"][i] for i in rows], dtype=np.float32)
+        self._furniture: frozenset[str] | None = None
         self.build_seconds = time.perf_counter() - started
 
     def with_sentences(self, chunks: list[ScoredChunk]) -> list[ScoredChunk]:
@@ -274,6 +276,22 @@ class Retriever:
                  for cid, m in zip(got["ids"], got["metadatas"] or [], strict=False)}
         return [replace(c, metadata={**c.metadata, SENTENCES_KEY: blobs[c.id]})
                 if blobs.get(c.id) else c for c in chunks]
+
+    @property
+    def furniture(self) -> frozenset[str]:
+        """Normalised lines repeated verbatim across documents: page templates (see
+        boilerplate.py). Computed once per snapshot, on the first answer that asks."""
+        if self._furniture is None:
+            from assistant.boilerplate import repeated_sentences
+
+            docs: dict[str, list[str]] = {}
+            for text, meta in zip(self.bm25.texts, self.bm25.metadatas, strict=True):
+                lines = (re.sub(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+", "", line)
+                         for line in text.split("\n"))
+                docs.setdefault(str(meta.get("doc_id", "")), []).extend(
+                    line for line in lines if line.strip())
+            self._furniture = frozenset(repeated_sentences(docs.items()))
+        return self._furniture
 
     @property
     def size(self) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.answering import ExtractiveAnswerer, abstention
+from assistant.answering import ExtractiveAnswerer, abstention, reading_list
 from assistant.feedback import FeedbackStore
 from assistant.ingest import Ingestor, Journal, SourceRecord, ingest_lock, run_repairing
 from assistant.llm import LLMClient, llm_configured
@@ -249,10 +249,11 @@ class AssistantService:
         k = max(self.settings.candidate_k, request.top_k or 0)
         chunks = self.retrieve(query, request.collection, k, request.filters, mode,
                                query_embedding=embedding)
-        reading = self.retriever(request.collection).with_sentences(
-            chunks[: request.top_k or self.settings.answer_chunks])
+        retriever = self.retriever(request.collection)
+        reading = retriever.with_sentences(reading_list(
+            chunks, request.question, request.top_k or self.settings.answer_chunks))
         response = abstention() if not reading else self.answerer.answer(
-            embedding, reading, request.question)
+            embedding, reading, request.question, retriever.furniture)
         if query != request.question:
             response.query = query
         return response
@@ -306,10 +307,11 @@ class AssistantService:
         embedding = self.embedder.encode_query(query)
         chunks = self.retrieve(query, request.collection, max(s.candidate_k, request.top_k or 0),
                                request.filters, mode, query_embedding=embedding)
-        reading = chunks[: request.top_k or s.answer_chunks]
+        retriever = self.retriever(request.collection)
+        reading = reading_list(chunks, request.question, request.top_k or s.answer_chunks)
         extractive = abstention() if not reading else self.answerer.answer(
-            embedding, self.retriever(request.collection).with_sentences(reading),
-            request.question)
+            embedding, retriever.with_sentences(reading), request.question,
+            retriever.furniture)
         extractive.query = query if query != request.question else None
 
         def instead(why: str) -> AnswerResponse:
