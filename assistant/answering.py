@@ -6,12 +6,13 @@ cosine similarity to the question (sentence vectors stored at ingest, see senten
 lexical overlap, novelty (an echo of the question says nothing), whether its section is the
 kind that answers this kind of question, whether it defines the question's subject, whether
 it carries the detail asked for (a figure, a year, a name), and its chunk's retrieval rank.
-They are combined linearly (`WEIGHTS`, fitted on the golden suite's dev half by
-eval/fit_sentence_ranker.py). The best sentence seeds the answer and brings what it needs to
-be read alone: the items it announces ("Two tests decide ...:"), and the sentence naming
-what its "This" or "He" refers to. Further sentences join when they score close to the seed,
-neighbours more easily than sentences from elsewhere. Page furniture (boilerplate.py) is
-never quoted.
+They are combined linearly (`WEIGHTS`, set by hand on the golden suite's dev half;
+eval/fit_sentence_ranker.py fits a ranker on the same half for comparison: it picked more
+precise but fewer answering sentences, so the hand-set weights stay). The best sentence
+seeds the answer and brings what it needs to be read alone: the items it announces ("Two
+tests decide ...:"), and the sentence naming what its "This" or "He" refers to. Further
+sentences join when they score close to the seed, neighbours more easily than sentences
+from elsewhere. Page furniture (boilerplate.py) is never quoted.
 
 Abstention: a question about a name, year or entity no evidence chunk mentions is refused
 (questions.py reads which words name the subject), so is one whose best sentence is not
@@ -53,12 +54,15 @@ DETAIL_CANDIDATES = 5  # best-scored sentences searched for the figure, year or 
 
 # Signals per candidate sentence, in this order (see `features`).
 FEATURES = ("cosine", "lexical", "novelty", "intent", "heading", "defines", "detail",
-            "no_detail", "rank", "intro", "dangling", "rarity")
-# Hand-set starting point; replaced by the fitted weights below when present.
+            "no_detail", "rank", "intro", "dangling", "rarity", "lead")
+# Hand-set on the dev half (cosine keeps weight 1, so the threshold and windows below stay
+# on the cosine scale).
 WEIGHTS = np.array([1.0, 0.10, 0.05, 0.06, 0.03, 0.30, 0.06, -0.12, 0.04, -0.05, -0.04,
-                    0.0])
-SEED_WINDOW = 0.06  # a further sentence joins when it scores within this of the seed...
-NEIGHBOUR_WINDOW = 0.12  # ...or within this when it sits next to a chosen sentence
+                    0.0, 0.05])
+MIN_SENTENCES = 2  # quoted sentences an answer gets when a second is about as similar...
+SECOND_WINDOW = 0.08  # ...as the seed: within this cosine of it
+SEED_WINDOW = 0.04  # a further sentence joins when it scores within this of the seed...
+NEIGHBOUR_WINDOW = 0.14  # ...or within this when it sits next to a chosen sentence
 
 _PRONOUN_LED = re.compile(
     r"^(?:he|she|they|this|these|that|those|it|its|their|his|her|such|both|the latter|"
@@ -206,11 +210,14 @@ class ExtractiveAnswerer:
         chunks: list[ScoredChunk],
         question: str = "",
         furniture: Collection[str] = (),
+        more: list[ScoredChunk] | None = None,
     ) -> AnswerResponse:
         """The cited answer, or an abstention that says why.
 
         `furniture`: normalised sentences known to be page furniture in this collection
-        (repeated across documents, see boilerplate.py); never quoted.
+        (repeated across documents, see boilerplate.py); never quoted. `more`: further
+        retrieved chunks, where the items an announcing sentence introduces may continue
+        when they run past the end of its chunk.
         """
         missing = uncovered_terms(question, chunks)
         if missing:
@@ -241,6 +248,12 @@ class ExtractiveAnswerer:
                 f"{_DETAIL_LABEL[q.answer_type]} asked for: none of the matching passages "
                 f"states one.")
         chosen = self._select(sentences, scores, cosines, vectors)
+        extra = continuation(sentences, chosen[0], more or [])
+        if extra:
+            sentences = sentences + extra
+            cosines = np.concatenate([cosines, np.zeros(len(extra))])
+            chosen[0] = chosen[0] + list(range(len(sentences) - len(extra), len(sentences)))
+            chunks = chunks + [extra[0].chunk]
         return self._respond(sentences, chosen, cosines, chunks)
 
     def _select(self, sentences: list[Sentence], scores: np.ndarray, cosines: np.ndarray,
@@ -257,10 +270,14 @@ class ExtractiveAnswerer:
             if i in taken or cosines[i] < self.threshold:
                 continue
             gap = scores[seed] - scores[i]
-            if gap > NEIGHBOUR_WINDOW:
+            # A lone sentence is one reading of the evidence; a second one above the
+            # threshold lets the reader check it against another passage.
+            second = count < MIN_SENTENCES and len(taken) < MIN_SENTENCES and \
+                cosines[i] >= cosines[seed] - SECOND_WINDOW
+            if gap > NEIGHBOUR_WINDOW and not second:
                 break
-            if gap > SEED_WINDOW and not any(_adjacent(sentences[i], sentences[j])
-                                             for j in taken):
+            if gap > SEED_WINDOW and not second and not any(
+                    _adjacent(sentences[i], sentences[j]) for j in taken):
                 continue
             if any(float(vectors[i] @ vectors[j]) > DUPLICATE_COSINE for j in taken):
                 continue
@@ -276,8 +293,7 @@ class ExtractiveAnswerer:
                  cosines: np.ndarray, chunks: list[ScoredChunk]) -> AnswerResponse:
         parts, citations = [], []
         for group in groups:
-            for span in _spans(sentences, sorted(group, key=lambda j: (sentences[j].chunk_rank,
-                                                                        sentences[j].start))):
+            for span in _spans(sentences, group):  # in reading order, as `expand` built it
                 first, last = sentences[span[0]], sentences[span[-1]]
                 chunk = first.chunk
                 meta = chunk.metadata
@@ -321,18 +337,64 @@ def expand(sentences: list[Sentence], i: int, scores: np.ndarray,
     if announce:
         word = (announce.group("n") or "").lower()
         want = _COUNT.get(word, int(word) if word.isdigit() else 3)
-        prev_end = s.end
-        for k in range(1, min(want, 5) + 1):
+        prev_end, taken, want = s.end, 0, min(want, 5)
+        first = by_index.get(s.index + 1)
+        # items on lines of their own (a list): the first sentence of each item
+        listed = first is not None and "\n" in s.chunk.text[s.end:sentences[first].start]
+        for k in range(1, 4 * want + 1):
             j = by_index.get(s.index + k)
-            if j is None or _heading_between(s.chunk.text, prev_end, sentences[j].start):
+            if j is None or taken == want or \
+                    _heading_between(s.chunk.text, prev_end, sentences[j].start):
                 break
+            before = by_index.get(s.index + k - 1)
+            gap_from = sentences[before].end if before is not None else s.end
+            if listed and "\n" not in s.chunk.text[gap_from:sentences[j].start]:
+                continue  # a further sentence of the same item
             out.append(j)
+            taken += 1
             prev_end = sentences[j].end
+            if not listed and taken == want:
+                break
     elif _PRONOUN_LED.match(s.quote.lstrip("*_ ")):
         j = by_index.get(s.index - 1)
         if j is not None and not _heading_between(s.chunk.text, sentences[j].end, s.start):
             out.insert(0, j)
     return out
+
+
+def continuation(sentences: list[Sentence], group: list[int],
+                 more: list[ScoredChunk]) -> list[Sentence]:
+    """The items an announcing seed introduces that lie in the next chunk of its document.
+
+    "The rhythm we install has four loops:" often ends its chunk; the loops start the next
+    one. When that chunk is among the retrieved candidates, its first sentences after the
+    announcement (chunks overlap) are quoted too, as many as announced (else up to 3).
+    """
+    seed = sentences[group[0]] if group else None
+    if seed is None or len(group) > 1:
+        return []
+    announce = _ANNOUNCES.search(seed.quote.rstrip("*_ "))
+    if not announce or any(t.chunk.id == seed.chunk.id and t.index == seed.index + 1
+                           for t in sentences):
+        return []
+    index = seed.chunk.metadata.get("chunk_index")
+    nxt = next((c for c in more if c.doc_id == seed.chunk.doc_id and index is not None
+                and c.metadata.get("chunk_index") == int(index) + 1), None)
+    if nxt is None:
+        return []
+    found = split_sentences(nxt, seed.chunk_rank)
+    at = nxt.text.find(seed.quote)
+    after = [t for t in found if t.start >= (at + len(seed.quote) if at >= 0 else 0)]
+    word = (announce.group("n") or "").lower()
+    want = min(_COUNT.get(word, int(word) if word.isdigit() else 3), 5)
+    items = []
+    for t in after[:want]:
+        if items and _heading_between(nxt.text, items[-1].end, t.start):
+            break
+        if not items and _heading_between(nxt.text, max(at, 0), t.start):
+            break
+        items.append(t)
+    return items
 
 
 def _spans(sentences: list[Sentence], group: list[int]) -> list[list[int]]:
@@ -358,6 +420,7 @@ def features(q: Question, sentences: list[Sentence], cosines: np.ndarray) -> np.
     terms = q.terms
     section_stems: dict[str, set[str]] = {}
     stem_sets = [set(stems(s.quote)) for s in sentences]
+    positions = {(s.chunk.id, s.index) for s in sentences}
     # A question word that few of the candidate sentences share (a figure's name, not the
     # client's) says more about which sentence answers: IDF within the reading list.
     df = {t: sum(t in w for w in stem_sets) for t in terms}
@@ -381,7 +444,16 @@ def features(q: Question, sentences: list[Sentence], cosines: np.ndarray) -> np.
             x[i, 6], x[i, 7] = float(has), float(not has)
         x[i, 8] = 1.0 / (1 + s.chunk_rank)
         clean = s.quote.rstrip("*_ ")
-        x[i, 9] = float(bool(_ANNOUNCES.search(clean)) or len(wordset - terms) <= 1)
+        announces = bool(_ANNOUNCES.search(clean))
+        has_next = (s.chunk.id, s.index + 1) in positions
+        # an echo of the question, or an announcement whose items are not in this chunk;
+        # an announcement whose items follow is news: they are quoted with it
+        lead = announces and has_next
+        x[i, 9] = float((announces and not has_next) or (len(wordset - terms) <= 1
+                                                           and not lead))
+        x[i, 12] = float(lead)
+        if lead:
+            x[i, 2] = 1.0
         x[i, 10] = float(bool(_PRONOUN_LED.match(s.quote.lstrip("*_ "))) and s.index == 0)
         x[i, 11] = sum(idf[t] for t in terms & wordset) / idf_total
     return x

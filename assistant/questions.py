@@ -197,12 +197,16 @@ def _normalise_term(token: str) -> str | None:
         return None
     if "&" in token:
         return None  # P&L, D&A, M&A: accounting shorthand, not the subject's name
+    if low in _STOPWORDS or re.fullmatch(r"\d{1,2}(?:st|nd|rd|th)", low):
+        return None  # "What Was ...", "dated 1st July": emphasis and day numbers
     fiscal = _FISCAL.match(low)
     if fiscal:
         year = fiscal.group(1) or fiscal.group(2)
         if not year:
             return None
-        return year if len(year) == 4 else f"20{year}"
+        year = year if len(year) == 4 else f"20{year}"
+        # a fiscal year straddles two calendar years: FY2018 may end in January 2019
+        return f"{year}|{int(year) + 1}"
     if token.isdigit():
         # a year, or a number long enough to identify something; "2 decimals" does not
         return token if len(token) >= 3 else None
@@ -251,12 +255,17 @@ def uncovered(terms: list[str], haystack: str) -> list[str]:
     Years count as one group: a comparison "between FY2021 and FY2023" is covered by a
     page that shows one of them; a year the evidence never mentions at all is not.
     """
-    years = [t for t in terms if _YEAR.match(t)]
-    if years and any(y in haystack for y in years):
+    years = [t for t in terms if all(_YEAR.match(y) for y in t.split("|"))]
+    if years and any(y in haystack for t in years for y in t.split("|")):
         terms = [t for t in terms if t not in years]
     words: set[str] | None = None
     missing = []
     for term in terms:
+        if "|" in term:  # alternatives (a fiscal year's two calendar years)
+            if any(alt in haystack for alt in term.split("|")):
+                continue
+            missing.append(term.split("|")[0])
+            continue
         low = term.lower()
         forms = {low, low[:-1] if low.endswith("s") and len(low) > 3 else low}
         if len(low) <= 3:

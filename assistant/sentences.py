@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 SENTENCES_KEY = "cx_sentences"
-SENTENCES_VERSION = "s1"  # part of ingest's signature: a new format re-embeds on next ingest
+SENTENCES_VERSION = "s2"  # part of ingest's signature: a new format re-embeds on next ingest
 _HEADING = re.compile(r"^\s*#{1,6}\s")
 _LIST_PREFIX = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
@@ -37,31 +37,79 @@ _ASIDE = re.compile(r"^\(.*\)[.!?]?$|^\(?see\b", re.I)
 _MAX_OFFSET = 65_535  # spans are stored as uint16
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each answerable sentence of a chunk, line by line.
+def _segments(text: str) -> list[tuple[int, int, int]]:
+    """(start, body start, end) of each piece of running text: a list item, a table row, or
+    a paragraph whose hard-wrapped lines are joined.
 
-    Headings, table rules, list markers, fragments and asides are left out. Uses the punkt
-    tokenizer that llama-index ships (no download) for sentence boundaries.
+    PDF text and plain-text files wrap lines mid-sentence; reading them line by line quoted
+    fragments ("... each formal appeal costs Meridian about $182 to"). A line is joined to
+    the next when it is long enough to have been wrapped (>= 40 characters), does not end
+    a sentence, and the next line is ordinary text (not blank, a heading, a list item or a
+    table row). Short unpunctuated lines ("Context") are a PDF's headings and stay apart.
+    """
+    out: list[tuple[int, int, int]] = []
+    offset = 0
+    current: list[int] | None = None  # [start, body_start, end] of the open paragraph
+    for line in text.split("\n"):
+        line_start = offset
+        offset += len(line) + 1
+        special = (not line.strip() or _HEADING.match(line) or _TABLE_RULE.match(line))
+        prefix = _LIST_PREFIX.match(line)
+        structural = bool(prefix) or line.lstrip().startswith("|")
+        if current is not None and not special and not structural:
+            current[2] = line_start + len(line)  # a wrapped continuation
+        elif not special:
+            body = prefix.end() if prefix else len(line) - len(line.lstrip())
+            current = [line_start, line_start + body, line_start + len(line)]
+            out.append(current)  # type: ignore[arg-type]
+        else:
+            current = None
+            continue
+        stripped = line.rstrip()
+        if (structural and not prefix) or len(stripped) < 40 or \
+                stripped.endswith((".", "!", "?", '"', "”", ")", "|")):
+            current = None  # this line ends its paragraph
+    return [tuple(seg) for seg in out]  # type: ignore[misc]
+
+
+_LABEL = re.compile(r"^(\*\*|__)[^*_]{2,80}[.:](\*\*|__)$")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each answerable sentence of a chunk.
+
+    Runs of text come from `_segments` (list items, table rows, paragraphs with wrapped
+    lines joined); headings, table rules, list markers, fragments and asides are left out.
+    A bold lead-in label ("**The promise test.** Did we say ...") stays with the sentence
+    it introduces: punkt cuts after its full stop and would leave the label as a fragment
+    and "** Did we say" as the next sentence. Uses the punkt tokenizer that llama-index
+    ships (no download) for sentence boundaries.
     """
     from llama_index.core.utils import globals_helper
 
     punkt = globals_helper.punkt_tokenizer
     out: list[tuple[int, int]] = []
-    offset = 0
-    for line in text.split("\n"):
-        line_start = offset
-        offset += len(line) + 1
-        if not line.strip() or _HEADING.match(line) or _TABLE_RULE.match(line):
-            continue
-        prefix = _LIST_PREFIX.match(line)
-        body_start = prefix.end() if prefix else len(line) - len(line.lstrip())
-        body = line[body_start:]
-        for s, e in punkt.span_tokenize(body):
-            quote = body[s:e].strip()
+    for _, body_start, end in _segments(text):
+        body = text[body_start:end]
+        spans = [list(span) for span in punkt.span_tokenize(body)]
+        for k in range(len(spans) - 1):  # move a closing ** back to the label it closes
+            nxt = body[spans[k + 1][0]:spans[k + 1][1]]
+            marker = nxt[:2]
+            if marker in ("**", "__") and body[spans[k][0]:spans[k][1]].count(marker) % 2:
+                spans[k][1] += 2
+                spans[k + 1][0] += 2 + (len(nxt[2:]) - len(nxt[2:].lstrip()))
+        merged: list[list[int]] = []
+        for span in spans:
+            if merged and _LABEL.match(body[merged[-1][0]:merged[-1][1]].strip()):
+                merged[-1][1] = span[1]  # label + its sentence
+            else:
+                merged.append(span)
+        for s, e in merged:
+            raw = body[s:e]
+            quote = raw.strip()
             if _MIN_CHARS <= len(quote) <= _MAX_CHARS and len(quote.split()) >= 5 \
                     and not _ASIDE.match(quote):
-                lead = len(body[s:e]) - len(body[s:e].lstrip())
-                start = line_start + body_start + s + lead
+                start = body_start + s + len(raw) - len(raw.lstrip())
                 out.append((start, start + len(quote)))
     return out
 

@@ -253,7 +253,7 @@ class AssistantService:
         reading = retriever.with_sentences(reading_list(
             chunks, request.question, request.top_k or self.settings.answer_chunks))
         response = abstention() if not reading else self.answerer.answer(
-            embedding, reading, request.question, retriever.furniture)
+            embedding, reading, request.question, retriever.furniture, chunks)
         if query != request.question:
             response.query = query
         return response
@@ -311,7 +311,7 @@ class AssistantService:
         reading = reading_list(chunks, request.question, request.top_k or s.answer_chunks)
         extractive = abstention() if not reading else self.answerer.answer(
             embedding, retriever.with_sentences(reading), request.question,
-            retriever.furniture)
+            retriever.furniture, chunks)
         extractive.query = query if query != request.question else None
 
         def instead(why: str) -> AnswerResponse:

@@ -1,12 +1,13 @@
 """Fit the extractive answerer's sentence-ranking weights on the golden suite's dev half.
 
-For every answerable dev question with gold quotes, the answerer's candidate sentences (the
-chunks it would read) get their `answering.FEATURES`; a sentence is positive when it overlaps
-a gold quote (the same rule as the eval metric). An L2-regularised logistic regression,
-fitted by Newton's method (nine features do not justify a scikit-learn dependency), gives the
-weights; they are rescaled so the cosine weight is 1, keeping the abstention threshold and
-the selection windows on the cosine scale. Prints the weights to paste into answering.py,
-and the dev figures with the hand-set and fitted weights.
+For every answerable question with gold quotes, the answerer's candidate sentences (the
+chunks it would read) get their `answering.FEATURES`; a sentence is gold when it overlaps a
+gold quote (the eval metric's rule). A conditional logit (softmax over each question's
+candidates, L2-regularised, plain gradient descent: thirteen features do not justify a
+scikit-learn dependency) is fitted on the dev half; weights are rescaled so the cosine
+weight is 1, keeping the abstention threshold and the selection windows on the cosine
+scale. Prints the fitted weights and, for dev and test, how often the best-scored sentence
+is gold under the hand-set weights, the fitted ones and the cosine alone.
 
     CX_DATA_DIR=... .venv/bin/python eval/fit_sentence_ranker.py eval/suites/cx_golden.jsonl
 """
@@ -26,77 +27,61 @@ from assistant.service import AssistantService, condense_question
 from assistant.settings import load_settings
 
 
-def candidates(service: AssistantService, question: str) -> tuple[Any, list[Any]]:
-    """(query embedding, reading list with sentence vectors) as `service.answer` builds them."""
-    query = condense_question(question, None)
+def question_rows(service: AssistantService, row: dict[str, Any]) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """Feature rows and gold labels of one question's candidate sentences."""
+    query = condense_question(row["question"], None)
     embedding = service.embedder.encode_query(query)
     chunks = service.retrieve(query, None, service.settings.candidate_k,
                               query_embedding=embedding)
-    reading = reading_list(chunks, question, service.settings.answer_chunks)
-    return embedding, service.retriever(None).with_sentences(reading)
+    reading = service.retriever(None).with_sentences(
+        reading_list(chunks, row["question"], service.settings.answer_chunks))
+    sentences, cosines, _ = service.answerer.score(embedding, reading)
+    x = features(analyse(row["question"]), sentences, cosines)
+    y = np.array([any(quotes_overlap(s.quote, g) for g in row["gold_quotes"])
+                  for s in sentences], dtype=float)
+    return x, y
 
 
-def design(service: AssistantService, rows: list[dict[str, Any]]) -> tuple[np.ndarray,
-                                                                            np.ndarray,
-                                                                            np.ndarray]:
-    """Feature rows, gold labels, and the question each row belongs to."""
-    xs, ys, groups = [], [], []
-    for n, row in enumerate(rows):
-        embedding, reading = candidates(service, row["question"])
-        sentences, cosines, _ = service.answerer.score(embedding, reading)
-        if not sentences:
-            continue
-        xs.append(features(analyse(row["question"]), sentences, cosines))
-        ys.append([any(quotes_overlap(s.quote, g) for g in row["gold_quotes"])
-                   for s in sentences])
-        groups.append(np.full(len(sentences), n))
-    return np.concatenate(xs), np.concatenate(ys).astype(float), np.concatenate(groups)
-
-
-def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
-    """Weights (intercept last) of an L2-regularised logistic regression, Newton's method."""
-    a = np.hstack([x, np.ones((len(x), 1))])
-    w = np.zeros(a.shape[1])
-    reg = np.full(a.shape[1], l2)
-    reg[-1] = 0.0
+def conditional_logit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 0.1,
+                      steps: int = 2000, rate: float = 2.0) -> np.ndarray:
+    """Weights maximising the likelihood that each question's gold sentences score best."""
+    w = np.zeros(len(FEATURES))
+    w[0] = 10.0
+    usable = [(x, y / y.sum()) for x, y in groups if y.sum() > 0]
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-(a @ w)))
-        grad = a.T @ (p - y) + reg * w
-        hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(reg + 1e-9)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
+        grad = l2 * w
+        grad[0] = 0.0
+        for x, target in usable:
+            z = x @ w
+            p = np.exp(z - z.max())
+            grad += x.T @ (p / p.sum() - target)
+        w -= rate * grad / len(usable)
+    return w / w[0]
 
 
-def top1(x: np.ndarray, y: np.ndarray, groups: np.ndarray, w: np.ndarray) -> float:
-    """Share of questions whose best-scored sentence is a gold one."""
-    hits = []
-    for g in np.unique(groups):
-        rows = groups == g
-        hits.append(y[rows][int(np.argmax(x[rows] @ w[: x.shape[1]]))])
-    return float(np.mean(hits))
+def top1(groups: list[tuple[np.ndarray, np.ndarray]], w: np.ndarray) -> float:
+    """Share of questions (with a gold candidate) whose best-scored sentence is gold."""
+    hits = [y[int(np.argmax(x @ w))] for x, y in groups if y.sum() > 0]
+    return round(float(np.mean(hits)), 4) if hits else 0.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite", type=Path)
-    parser.add_argument("--split", default="dev")
     args = parser.parse_args()
     service = AssistantService(load_settings())
     rows = [json.loads(line) for line in args.suite.read_text("utf-8").splitlines() if line]
-    rows = [r for r in rows if r.get("answerable") and r.get("gold_quotes")
-            and r.get("split") == args.split]
-    x, y, groups = design(service, rows)
-    w = logistic(x, y)
-    scaled = w[: x.shape[1]] / w[0]
+    rows = [r for r in rows if r.get("answerable") and r.get("gold_quotes")]
+    halves = {h: [question_rows(service, r) for r in rows if r.get("split") == h]
+              for h in ("dev", "test")}
+    fitted = conditional_logit(halves["dev"])
+    cosine = np.eye(len(FEATURES))[0]
     print(json.dumps({
-        "questions": len(rows), "sentences": len(y), "positives": int(y.sum()),
-        "weights": {f: round(float(v), 4) for f, v in zip(FEATURES, scaled, strict=True)},
-        "top1_hand_set": round(top1(x, y, groups, WEIGHTS), 4),
-        "top1_fitted": round(top1(x, y, groups, scaled), 4),
-        "top1_cosine_only": round(top1(x, y, groups, np.eye(len(FEATURES))[0]), 4),
+        "fitted_weights": {f: round(float(v), 3) for f, v in zip(FEATURES, fitted,
+                                                                   strict=True)},
+        "top1": {h: {"hand_set": top1(g, WEIGHTS), "fitted": top1(g, fitted),
+                     "cosine_only": top1(g, cosine)} for h, g in halves.items()},
     }, indent=2))
 
 

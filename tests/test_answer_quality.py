@@ -64,10 +64,12 @@ def test_instructions_do_not_turn_an_answer_into_an_abstention(
 def test_subject_terms_ignore_instructions_fiscal_notation_and_jargon() -> None:
     q = ("What is the FY2018 capital expenditure amount (in USD millions) for 3M? Give a "
          "response to the question by relying on the details shown in the cash flow statement.")
-    assert specific_terms(q) == ["2018", "3M"]
+    assert specific_terms(q) == ["2018|2019", "3M"]  # a fiscal year spans two calendar years
     assert specific_terms("As of FY2023Q1, why did Pepsico raise guidance?") == [
-        "2023", "Pepsico"]
-    assert specific_terms("What was the change in PP&E and M&A spend in Q2 FY22?") == ["2022"]
+        "2023|2024", "Pepsico"]
+    assert specific_terms("What was the change in PP&E and M&A spend in Q2 FY22?") == [
+        "2022|2023"]
+    assert specific_terms("What Was the agenda of the filing dated 1st July 2022?") == ["2022"]
     assert specific_terms("As a CX lead, what did we find at Harbor Federal Bank?") == [
         "Harbor", "Federal", "Bank"]
     # a definition after the question is not the question
@@ -81,6 +83,8 @@ def test_coverage_forgives_a_typo_and_reads_years_as_a_group() -> None:
     assert uncovered(["Ferncastle"], haystack) == ["Ferncastle"]
     assert uncovered(["2022", "2023"], haystack) == []  # a comparison across years
     assert uncovered(["2019"], haystack) == ["2019"]
+    assert uncovered(["2022|2023"], haystack) == []
+    assert uncovered(["2020|2021"], haystack) == ["2020"]
 
 
 def test_answer_types_and_what_carries_them() -> None:
@@ -182,3 +186,21 @@ def test_page_furniture_is_never_quoted(tmp_path, corpus_service: AssistantServi
     for c in r.citations:
         assert "click here" not in c.quote and "dedicated to providing" not in c.quote
         assert "newsletter" not in c.quote
+
+
+def test_wrapped_lines_join_and_a_bold_label_stays_with_its_sentence() -> None:
+    from assistant.sentences import sentence_spans
+
+    text = ("Context\n"
+            "Voluntary disenrolment at the last annual enrolment period was 9.8%, and member\n"
+            "services traced most angry calls to two moments.\n"
+            "1. **The promise test.** Did we say something that did not happen at all?\n"
+            "- a list item that is long enough to count as a sentence here\n"
+            "| Severity | Definition | Example of it |\n")
+    quotes = [text[a:b] for a, b in sentence_spans(text)]
+    assert quotes[0] == ("Voluntary disenrolment at the last annual enrolment period was 9.8%, "
+                         "and member\nservices traced most angry calls to two moments.")
+    assert quotes[1] == "**The promise test.** Did we say something that did not happen at all?"
+    assert quotes[2] == "a list item that is long enough to count as a sentence here"
+    assert quotes[3].startswith("| Severity |")
+    assert len(quotes) == 4  # "Context" (a PDF heading) is no sentence

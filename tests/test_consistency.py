@@ -103,6 +103,12 @@ class Hammer:
             parts = [(c["doc_id"], c["quote"], c["chunk_id"]) for c in body["citations"]]
         revs = {int(v) for doc, text, _ in parts if doc == POLICY
                 for v in _REVISION.findall(text)}
+        if kind == "answer" and not revs and not memo_gone and \
+                any(doc == MEMO for doc, _, _ in parts):
+            # While the memo exists its sentence can outscore every policy sentence (odd
+            # revisions are worded unlike the question) and be the whole answer: no policy
+            # version to compare. After its deletion every answer must quote the policy.
+            return
         # chunk ids carry the version's hash: two hashes would be two versions mixed
         hashes = {cid.split("-")[1] for doc, _, cid in parts if doc == POLICY and cid}
         if len(revs) != 1 or len(hashes) > 1:
