@@ -46,7 +46,7 @@ ABSTAIN_TEXT = (
 _DETAIL_LABEL = {"number": "figure", "date": "date or year", "person": "name or role",
                  "org": "organisation"}
 _MARKER = re.compile(r"\[(\d+)\]")
-RANK_BONUS = 0.04  # (kept for calibrate_abstention's ranking of evidence candidates)
+RANK_BONUS = 0.04  # ranks the candidates `score` also encodes alone
 DUPLICATE_COSINE = 0.9
 EVIDENCE_CANDIDATES = 1  # best in-context sentence also scored encoded alone
 EXTRA_SECTION_CHUNKS = 2  # chunks of the top document's answering section read in addition
@@ -261,7 +261,7 @@ class ExtractiveAnswerer:
         """Groups of sentence indices to quote: the seed's passage first, then the others."""
         order = [int(i) for i in np.argsort(-scores) if np.isfinite(scores[i])]
         seed = order[0]
-        groups = [expand(sentences, seed, scores)]
+        groups = [expand(sentences, seed)]
         taken = set(groups[0])
         count = 1
         for i in order[1:]:
@@ -283,7 +283,7 @@ class ExtractiveAnswerer:
                 continue
             # only the seed brings the items it announces: a second list would double the
             # answer; a pronoun's antecedent is always worth its sentence
-            group = [j for j in expand(sentences, i, scores, items=False) if j not in taken]
+            group = [j for j in expand(sentences, i, items=False) if j not in taken]
             groups.append(group)
             taken.update(group)
             count += 1
@@ -320,8 +320,7 @@ def _heading_between(chunk_text: str, end: int, start: int) -> bool:
     return bool(re.search(r"(?:^|\n)\s*#{1,6}\s", chunk_text[end:start]))
 
 
-def expand(sentences: list[Sentence], i: int, scores: np.ndarray,
-           items: bool = True) -> list[int]:
+def expand(sentences: list[Sentence], i: int, items: bool = True) -> list[int]:
     """Sentence i with what it needs to be read alone, as indices into `sentences`.
 
     - An announcing sentence ("Two tests decide whether ...:", "the steps are as follows")

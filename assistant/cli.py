@@ -276,33 +276,34 @@ def _print_eval(result: dict[str, Any]) -> None:
     Console().print(table)
     splits = result.get("splits") or {}
     if splits:
-        by_split = Table(title="by split")
-        by_split.add_column("metric")
-        for name in splits:
-            by_split.add_column(f"{name} (n={splits[name].get('n')})", justify="right")
-        keys = [f"{g}.{k}" for g in ("retrieval", "answers")
-                for k in dict.fromkeys(k for s in splits.values() for k in s.get(g) or {})]
-        for key in keys:
-            group, _, name = key.partition(".")
-            cells = [(s.get(group) or {}).get(name) for s in splits.values()]
-            by_split.add_row(key, *("" if v is None else f"{v:.4f}" if isinstance(v, float)
-                                    else str(v) for v in cells))
-        Console().print(by_split)
+        _print_columns("by split", {
+            f"{name} (n={s.get('n')})": {f"{g}.{k}": v for g in ("retrieval", "answers")
+                                         for k, v in (s.get(g) or {}).items()}
+            for name, s in splits.items()})
     by_type = result.get("by_question_type") or {}
     if by_type:
-        types = Table(title="by question type")
-        types.add_column("metric")
-        for kind in by_type:
-            types.add_column(kind, justify="right")
-        for key in dict.fromkeys(k for m in by_type.values() for k in m):
-            types.add_row(key, *(f"{m[key]:.4f}" if isinstance(m.get(key), float) else
-                                 str(m.get(key, "")) for m in by_type.values()))
-        Console().print(types)
+        _print_columns("by question type", by_type)
     for mode, metrics in (result.get("ablation") or {}).items():
         typer.echo(f"{mode:>7}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     for key, c in (result.get("comparison") or {}).items():
         if c["delta"]:
             typer.echo(f"{key}: {c['baseline']:.4f} -> {c['current']:.4f} ({c['delta']:+.4f})")
+
+
+def _print_columns(title: str, columns: dict[str, dict[str, Any]]) -> None:
+    """One table: a row per metric, a column per group (split, question type)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for key in dict.fromkeys(k for metrics in columns.values() for k in metrics):
+        cells = [metrics.get(key) for metrics in columns.values()]
+        table.add_row(key, *("" if v is None else f"{v:.4f}" if isinstance(v, float)
+                             else str(v) for v in cells))
+    Console().print(table)
 
 
 @app.command()

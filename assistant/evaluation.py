@@ -153,7 +153,7 @@ def retrieval_metrics(retrieved: list[str], relevant: list[str]) -> dict[str, fl
     return out
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     if len(values) == 1:
@@ -251,8 +251,8 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "citation_validity": mean([1.0 if r["citation_valid"] else 0.0 for r in rows]),
         "citation_precision": mean(precision),
         "expect_any": mean([1.0 if r["expect_any"] else 0.0 for r in answerable]),
-        "latency_ms_p50": round(_percentile(latencies, 50), 1),
-        "latency_ms_p95": round(_percentile(latencies, 95), 1),
+        "latency_ms_p50": round(percentile(latencies, 50), 1),
+        "latency_ms_p95": round(percentile(latencies, 95), 1),
         "boilerplate_answers": sum(1 for r in rows if r.get("boilerplate")),
     }
     gold = [r for r in answerable if r.get("gold_quotes")]
@@ -382,6 +382,6 @@ def evaluate_beir(
         **score_run(run, dataset.qrels),
         "chunks": summary.chunks, "embedded_chunks": summary.embedded_chunks,
         "ingest_seconds": round(ingest_seconds, 1),
-        "search_ms_p50": round(_percentile(latencies, 50), 1),
-        "search_ms_p95": round(_percentile(latencies, 95), 1),
+        "search_ms_p50": round(percentile(latencies, 50), 1),
+        "search_ms_p95": round(percentile(latencies, 95), 1),
     }

@@ -34,14 +34,15 @@ at all are skipped and counted (`swapped.skipped`).
 
 from __future__ import annotations
 
-import html
 import json
 import re
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from assistant.evaluation import percentile
+from assistant.report import bar_chart, escape, histogram, page_head
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -168,14 +169,6 @@ def fictitious_pool(pages: Path, extra_texts: Iterable[str] = ()) -> list[str]:
 
 # -- metrics --
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
 def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 4) if values else 0.0
 
@@ -301,18 +294,7 @@ def evaluate_financebench(
 
 # -- HTML report --
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2733;max-width:1200px}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-td,th{border:1px solid #ccd3db;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#eef2f6}.yes{color:#17753a;font-weight:600}.no{color:#b3261e;font-weight:600}
-.num{text-align:right;font-variant-numeric:tabular-nums}.small{color:#5b6673;font-size:.8rem}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+_CSS = ".yes{color:#17753a;font-weight:600}.no{color:#b3261e;font-weight:600}"
 
 
 def _cell(value: Any) -> str:
@@ -322,21 +304,18 @@ def _cell(value: Any) -> str:
         return f'<td class="num">{value:.3f}</td>'
     if isinstance(value, int):
         return f'<td class="num">{value}</td>'
-    return f"<td>{_e(value)}</td>"
+    return f"<td>{escape(value)}</td>"
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def render_html(report: dict[str, Any], title: str = "FinanceBench evaluation") -> str:
     """The report as one self-contained HTML page; every value from the data is escaped."""
-    from assistant.report import bar_chart, histogram
-
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
-           f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
+    out = [page_head(title, _CSS)]
     meta = {k: v for k, v in report.items() if isinstance(v, str | int | float)}
     out.append(_table(["field", "value"], [[k, v] for k, v in meta.items()]))
     overall = {**report.get("retrieval", {}), **report.get("answers", {})}
@@ -364,7 +343,7 @@ def render_html(report: dict[str, Any], title: str = "FinanceBench evaluation") 
     if report.get("gate_failures") is not None:
         fails = report["gate_failures"]
         out.append("<h2>Gate</h2>" + ("<p class='yes'>all gates pass</p>" if not fails else
-                   "<ul>" + "".join(f"<li class='no'>{_e(f)}</li>" for f in fails) + "</ul>"))
+                   "<ul>" + "".join(f"<li class='no'>{escape(f)}</li>" for f in fails) + "</ul>"))
     questions = report.get("questions") or []
     if questions:
         lat = [q["latency_ms"] for q in questions]

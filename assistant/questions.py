@@ -219,8 +219,8 @@ def specific_terms(question: str) -> list[str]:
     """Names and numbers that name the question's subject.
 
     Capitalised words that do not open a sentence or clause, years and identifiers, from the
-    sentences that ask (not those that instruct), normalised: FY2018 → 2018, Q2 dropped,
-    USD, PP&E and the like dropped.
+    sentences that ask (not those that instruct), normalised: FY2018 → "2018|2019" (either
+    calendar year it spans), Q2 dropped, USD, PP&E and the like dropped.
     """
     asking, _ = question_parts(question)
     out: list[str] = []
@@ -283,9 +283,9 @@ def uncovered(terms: list[str], haystack: str) -> list[str]:
     return missing
 
 
-@dataclass
+@dataclass(frozen=True)
 class Question:
-    """The parts of a question the answerer uses."""
+    """The parts of a question the answerer uses (shared from `analyse`'s cache: read only)."""
 
     text: str
     asking: str
@@ -334,7 +334,9 @@ def carries(kind: str | None, sentence: str, question: str = "") -> bool:
     return _new(_ORG, sentence, question)
 
 
+@lru_cache(maxsize=1024)
 def analyse(question: str) -> Question:
+    """What the question asks; cached, since the reading list and the answerer both ask."""
     asking_parts, _ = question_parts(question)
     asking = " ".join(asking_parts)
     # A trailing second question ("... ? Also, who owns it?") should not decide the type.

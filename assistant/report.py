@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2733;max-width:1200px}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
@@ -23,14 +23,20 @@ ul.quotes{margin:.3rem 0;padding-left:1.2rem}ul.quotes li{margin:.15rem 0}
 """
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+def page_head(title: str, extra_css: str = "") -> str:
+    """The opening of a self-contained report page: head, styles, the title as h1."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{CSS}{extra_css}</style></head><body><h1>{escape(title)}</h1>")
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
-    return _e(value)
+    return escape(value)
 
 
 def bar_chart(values: dict[str, float], title: str, width: int = 420, height: int = 200) -> str:
@@ -39,8 +45,8 @@ def bar_chart(values: dict[str, float], title: str, width: int = 420, height: in
     top = max(max(values.values()), 1e-9)
     n = len(values)
     bar_w = (width - 40) / n
-    parts = [f'<svg role="img" aria-label="{_e(title)}" width="{width}" height="{height + 40}" '
-             f'xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>']
+    parts = [f'<svg role="img" aria-label="{escape(title)}" width="{width}" height="{height + 40}" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
     for i, (label, value) in enumerate(values.items()):
         h = height * value / top
         x = 30 + i * bar_w
@@ -49,7 +55,7 @@ def bar_chart(values: dict[str, float], title: str, width: int = 420, height: in
         parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - h + 5:.1f}" font-size="11" '
                      f'text-anchor="middle">{value:.3g}</text>')
         parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height + 26}" font-size="11" '
-                     f'text-anchor="middle">{_e(label)}</text>')
+                     f'text-anchor="middle">{escape(label)}</text>')
     parts.append(f'<line x1="30" y1="{height + 10}" x2="{width}" y2="{height + 10}" '
                  'stroke="#333"/></svg>')
     return "".join(parts)
@@ -67,7 +73,7 @@ def histogram(values: list[float], bins: int = 12) -> dict[str, float]:
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(
             f'<td class="num">{_fmt(c)}</td>' if isinstance(c, int | float) else f"<td>{c}</td>"
@@ -89,7 +95,7 @@ def _splits(splits: dict[str, dict[str, Any]]) -> str:
     rows = []
     for group in ("retrieval", "answers"):
         keys = dict.fromkeys(k for m in splits.values() for k in m.get(group) or {})
-        rows += [[_e(f"{group}.{k}"), *[(splits[name].get(group) or {}).get(k, "")
+        rows += [[escape(f"{group}.{k}"), *[(splits[name].get(group) or {}).get(k, "")
                                         for name in names]] for k in keys]
     return "<h2>By split (dev / test)</h2>" + _table(["metric", *head], rows)
 
@@ -109,17 +115,17 @@ def _gold_section(questions: list[dict[str, Any]]) -> str:
         furniture = set(q.get("boilerplate") or [])
         recall, precision = q.get("gold_quote_recall"), q.get("answer_precision")
         trouble = not all(matched) or bool(furniture)
-        summary = (f"{_e(q['id'])} — gold recall {_fmt(recall)}, "
+        summary = (f"{escape(q['id'])} — gold recall {_fmt(recall)}, "
                    f"answer precision {'n/a' if precision is None else _fmt(precision)}")
         if q.get("split"):
-            summary += f" · {_e(q['split'])}"
+            summary += f" · {escape(q['split'])}"
         if furniture:
             summary += ' <span class="furniture">⚠ page furniture quoted</span>'
-        summary += f"<br>{_e(q['question'])}"
+        summary += f"<br>{escape(q['question'])}"
         body = [f'<details{" open" if trouble else ""}><summary>{summary}</summary>']
         body.append('<p class="small">answer'
                     + (" (abstained)" if q.get("abstained") else "") + "</p>"
-                    f'<div class="answer">{_e(q.get("answer", ""))}</div>')
+                    f'<div class="answer">{escape(q.get("answer", ""))}</div>')
         citations = q.get("citations") or []
         if citations:
             items = []
@@ -128,12 +134,12 @@ def _gold_section(questions: list[dict[str, Any]]) -> str:
                 cls = ' class="hit"' if on_gold else ' class="miss"' if on_gold is False else ""
                 flag = ' <span class="furniture">⚠ page furniture</span>' \
                     if c["quote"] in furniture else ""
-                items.append(f"<li{cls}>[{_e(c['n'])}] <span class=\"small\">"
-                             f"{_e(c['doc_id'])}</span> “{_e(c['quote'])}”{flag}</li>")
+                items.append(f"<li{cls}>[{escape(c['n'])}] <span class=\"small\">"
+                             f"{escape(c['doc_id'])}</span> “{escape(c['quote'])}”{flag}</li>")
             body.append('<p class="small">cited quotes (green: on a gold sentence)</p>'
                         f'<ul class="quotes">{"".join(items)}</ul>')
         golds = "".join(
-            f'<li class="{"hit" if ok else "miss"}">{"✓" if ok else "✗"} {_e(g)}</li>'
+            f'<li class="{"hit" if ok else "miss"}">{"✓" if ok else "✗"} {escape(g)}</li>'
             for g, ok in zip(q["gold_quotes"], matched, strict=False))
         body.append(f'<p class="small">gold sentences</p><ul class="quotes">{golds}</ul>')
         out.append("".join(body) + "</details>")
@@ -142,15 +148,14 @@ def _gold_section(questions: list[dict[str, Any]]) -> str:
 
 def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> str:
     """The report as one HTML string; every value from the data is escaped."""
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
-           f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
+    out = [page_head(title)]
     meta = {k: v for k, v in report.items() if isinstance(v, str | int | float)}
-    out.append(_table(["field", "value"], [[_e(k), v if not isinstance(v, str) else _e(v)]
+    out.append(_table(["field", "value"], [[escape(k), v if not isinstance(v, str) else escape(v)]
                                            for k, v in meta.items()]))
     for group in ("retrieval", "answers"):
         if report.get(group):
-            out.append(f"<h2>{_e(group.title())}</h2>")
-            out.append(_table(["metric", "value"], [[_e(k), v] for k, v in
+            out.append(f"<h2>{escape(group.title())}</h2>")
+            out.append(_table(["metric", "value"], [[escape(k), v] for k, v in
                                                     report[group].items()]))
     if report.get("splits"):
         out.append(_splits(report["splits"]))
@@ -161,22 +166,22 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
         out.append("<h2>Ablation (what each retriever contributes)</h2>")
         keys = sorted({k for r in report["ablation"].values() for k in r})
         out.append(_table(["retriever", *keys], [
-            [_e(mode), *[metrics.get(k, "") for k in keys]]
+            [escape(mode), *[metrics.get(k, "") for k in keys]]
             for mode, metrics in report["ablation"].items()]))
     if report.get("comparison"):
         out.append("<h2>Against the baseline</h2>")
         out.append(_table(["metric", "baseline", "current", "delta"], [
-            [_e(k), c["baseline"], c["current"], c["delta"]]
+            [escape(k), c["baseline"], c["current"], c["delta"]]
             for k, c in report["comparison"].items()]))
     if report.get("gate_failures") is not None:
         fails = report["gate_failures"]
         out.append("<h2>Gate</h2>" + (
             '<p class="pass">all gates pass</p>' if not fails else
-            "<ul>" + "".join(f'<li class="fail">{_e(f)}</li>' for f in fails) + "</ul>"))
+            "<ul>" + "".join(f'<li class="fail">{escape(f)}</li>' for f in fails) + "</ul>"))
     if report.get("by_kind"):
         out.append("<h2>By question kind</h2>")
         keys = sorted({k for r in report["by_kind"].values() for k in r})
-        out.append(_table(["kind", *keys], [[_e(kind), *[m.get(k, "") for k in keys]]
+        out.append(_table(["kind", *keys], [[escape(kind), *[m.get(k, "") for k in keys]]
                                             for kind, m in report["by_kind"].items()]))
     questions = report.get("questions") or []
     if questions:
@@ -186,10 +191,10 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
         rows = []
         for q in questions:
             rows.append([
-                _e(q["id"]), _e(q["question"]),
-                "<br>".join(_e(d) + (" ✓" if d in q["relevant"] else "")
+                escape(q["id"]), escape(q["question"]),
+                "<br>".join(escape(d) + (" ✓" if d in q["relevant"] else "")
                             for d in q["retrieved"][:5]),
-                "<br>".join(_e(d) for d in dict.fromkeys(q["cited"])) or "—",
+                "<br>".join(escape(d) for d in dict.fromkeys(q["cited"])) or "—",
                 "abstained" if q["abstained"] else "answered",
                 _mark(q["correct_decision"]), _mark(q.get("hit@5") if q["answerable"] else None),
                 _mark(q.get("expect_any") if q["answerable"] else None),

@@ -3,7 +3,6 @@ the sample corpus or on real question text, so a regression in one shows by name
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from assistant.answering import Sentence, expand, reading_list
@@ -122,7 +121,7 @@ def test_an_announcing_sentence_brings_the_items_it_announces() -> None:
                    "- The expectation test asks what a reasonable customer would expect.\n\n"
                    "## Next section\n\nAnother paragraph that is about something else.")
     sentences = _sentences(chunk)
-    picked = [sentences[j].quote for j in expand(sentences, 0, np.zeros(len(sentences)))]
+    picked = [sentences[j].quote for j in expand(sentences, 0)]
     assert picked == [
         "Two tests decide whether something is a fault:",
         "The promise test asks whether we kept our word to the customer.",
@@ -134,7 +133,7 @@ def test_a_pronoun_led_sentence_brings_what_it_refers_to() -> None:
     chunk = _chunk("Maria Lopez ran the review board for three years at the bank. "
                    "She argues that every fault needs one named owner.")
     sentences = _sentences(chunk)
-    picked = [sentences[j].quote for j in expand(sentences, 1, np.zeros(len(sentences)))]
+    picked = [sentences[j].quote for j in expand(sentences, 1)]
     assert picked[0].startswith("Maria Lopez") and picked[1].startswith("She argues")
 
 
