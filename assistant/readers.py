@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.errors import ReadError  # noqa: F401 (re-exported)
+
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
 DOC_TYPES = ("article", "playbook", "finding")
 # Folder names that imply a doc_type when a file's own metadata does not give one.
 _FOLDER_DOC_TYPES = {"articles": "article", "playbooks": "playbook", "findings": "finding"}
 PAGE_BREAK = "\f"
-
-
-class ReadError(ValueError):
-    """A file could not be turned into text; the message says why."""
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answering import ExtractiveAnswerer, abstention, reading_list
+from assistant.errors import DocumentNotFound  # noqa: F401 (re-exported)
 from assistant.feedback import FeedbackStore
 from assistant.ingest import Ingestor, Journal, SourceRecord, ingest_lock, run_repairing
 from assistant.llm import LLMClient, llm_configured
@@ -49,10 +50,6 @@ _STOP = {"what", "how", "why", "when", "who", "which", "is", "are", "was", "the"
          "do", "does", "did", "we", "of", "to", "in", "for", "on", "and", "or", "about"}
 _PUBLIC_META = ("doc_type", "client", "author", "date", "tags", "chunk_index", "start", "end",
                 "ingested_at")
-
-
-class DocumentNotFound(LookupError):
-    """No document with that doc_id in the collection."""
 
 
 def condense_question(question: str, history: list[HistoryTurn] | None) -> str:

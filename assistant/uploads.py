@@ -14,18 +14,11 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.errors import UploadError  # noqa: F401 (re-exported)
 from assistant.readers import SUPPORTED_SUFFIXES
 
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
-
-
-class UploadError(ValueError):
-    """An upload is refused; `status` is the HTTP status, the message says what to fix."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
