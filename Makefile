@@ -46,12 +46,14 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  chromium >/dev/null; }
 
-test: setup llm-test browser
-	$(BIN)/ruff check assistant tests scripts eval
+test: setup llm-test browser lint
 	$(BIN)/pytest -q
 
+# ruff; the layer contracts in pyproject.toml (docs/architecture.md); mypy on assistant/.
 lint: setup
 	$(BIN)/ruff check assistant tests scripts eval
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # SciFact (BEIR) retrieval quality: dense, BM25 and hybrid, with an HTML report; FinanceBench
 # cited answers and entity-swapped negatives (results gitignored: they quote the CC BY-NC data).

@@ -66,16 +66,6 @@ def load_beir(directory: Path, split: str = "test") -> BeirDataset:
     return BeirDataset(directory.resolve().name, corpus, queries, qrels)
 
 
-def load_beir_queries(directory: Path) -> dict[str, str]:
-    """All queries of the data set, judged or not (for tuning on non-test claims)."""
-    out = {}
-    for line in (Path(directory) / "queries.jsonl").read_text("utf-8").splitlines():
-        if line.strip():
-            item = json.loads(line)
-            out[str(item["_id"])] = item["text"]
-    return out
-
-
 def ndcg_at(ranked: list[str], judged: dict[str, int], k: int) -> float:
     dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
     ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
@@ -97,7 +87,7 @@ def mrr_at(ranked: list[str], judged: dict[str, int], k: int) -> float:
 
 def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     """Mean nDCG@10, Recall@100 and MRR@10 over the judged queries (missing run → 0)."""
-    per = {"ndcg@10": [], "recall@100": [], "mrr@10": []}
+    per: dict[str, list[float]] = {"ndcg@10": [], "recall@100": [], "mrr@10": []}
     for qid, judged in qrels.items():
         ranked = [d for d in run.get(qid, []) if d != qid]
         per["ndcg@10"].append(ndcg_at(ranked, judged, 10))

@@ -69,7 +69,7 @@ class Embedder:
         model = self.llama._model
         dim = getattr(model, "get_embedding_dimension", None)
         dim = dim or model.get_sentence_embedding_dimension
-        self.dimension = int(dim())
+        self.dimension = int(dim() or 0)
         # torch inference is thread-safe, but two callers would each get half the 2 cores;
         # serialising keeps a single query's latency low under concurrent requests.
         self._lock = threading.Lock()
@@ -175,9 +175,6 @@ class Embedder:
                         n = int(lengths[row])
                         pooled[i] = pool_spans(states_np[row, :n], offsets[row, :n], spans[i])
         return vectors, pooled
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.tokenize(text))
 
 
 def embedding_transform(embedder: Embedder) -> Any:
@@ -318,7 +315,3 @@ def load_embedder(model_path: Path, batch_size: int = 16,
                   query_cache_size: int = 4096) -> Embedder:
     """One Embedder per process and model: loading costs seconds and ~100 MB."""
     return Embedder(model_path, batch_size, query_cache_size)
-
-
-def as_list(vector: Any) -> list[float]:
-    return [float(x) for x in vector]

@@ -172,7 +172,8 @@ def question_parts(question: str) -> tuple[list[str], list[str]]:
     instruction word is instructing, unless nothing else is asked.
     """
     pieces = [p.strip() for p in re.split(r"(?<=[?!.:;])\s+|\n+", question.strip()) if p.strip()]
-    asking, instructing = [], []
+    asking: list[str] = []
+    instructing: list[str] = []
     for piece in pieces:
         first = (_WORD.findall(piece.lower()) or [""])[0]
         (instructing if first in _INSTRUCTION_OPENERS and not piece.endswith("?")

@@ -112,7 +112,7 @@ def _read_html(path: Path) -> LoadedFile:
     soup = BeautifulSoup(_decode(path.read_bytes(), path), "html.parser")
     meta: dict[str, Any] = {}
     for tag in soup.find_all("meta"):
-        name = (tag.get("name") or tag.get("property") or "").lower().removeprefix("cx:")
+        name = str(tag.get("name") or tag.get("property") or "").lower().removeprefix("cx:")
         if name in ("title", "doc_type", "client", "author", "date", "tags", "keywords"):
             meta["tags" if name == "keywords" else name] = tag.get("content", "")
     if soup.title and soup.title.string and "title" not in meta:
@@ -145,7 +145,7 @@ def _read_pdf(path: Path) -> LoadedFile:
     try:
         reader = PdfReader(str(path))
         pages = [page.extract_text() or "" for page in reader.pages]
-        info = reader.metadata or {}
+        info: dict[str, Any] = dict(reader.metadata or {})
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise ReadError(f"PDF could not be parsed: {exc}") from None
     meta: dict[str, Any] = {}

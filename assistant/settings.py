@@ -237,7 +237,7 @@ def load_settings(**overrides: object) -> Settings:
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)
+        return Settings(**overrides)  # type: ignore[arg-type]  # validated by pydantic
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
