@@ -13,7 +13,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export GRADIO_ANALYTICS_ENABLED=False
 export ANONYMIZED_TELEMETRY=False
 
-.PHONY: setup run test lint bench bench-quality bench-load corpus-formats clean llm-test browser
+.PHONY: setup run test test-fast lint bench bench-quality bench-load corpus-formats clean llm-test browser
 
 setup: $(STAMP)
 
@@ -48,6 +48,12 @@ browser:
 
 test: setup llm-test browser lint
 	$(BIN)/pytest -q
+
+# The quick loop while changing code: ruff, then every test not marked `slow` (the crash,
+# fault, consistency, load and fuzz runs). `make test` runs them all and is what CI runs.
+test-fast: setup llm-test browser
+	$(BIN)/ruff check assistant tests scripts eval
+	$(BIN)/pytest -q -m "not slow"
 
 # ruff; the layer contracts in pyproject.toml (docs/architecture.md); mypy on assistant/.
 lint: setup

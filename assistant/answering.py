@@ -1,16 +1,10 @@
 """Extractive answering: quote the passage of the retrieved chunks that answers the question,
 cite it verbatim, or abstain when the evidence does not cover the question.
 
-No LLM is involved. Each candidate sentence gets a few cheap signals (`FEATURES`): its
-cosine similarity to the question (sentence vectors stored at ingest, see sentences.py),
-lexical overlap, novelty (an echo of the question says nothing), whether its section is the
-kind that answers this kind of question, whether it defines the question's subject, whether
-it carries the detail asked for (a figure, a year, a name), and its chunk's retrieval rank.
-They are combined linearly (`WEIGHTS`, set by hand on the golden suite's dev half;
-eval/fit_sentence_ranker.py fits a ranker on the same half for comparison: it picked more
-precise but fewer answering sentences, so the hand-set weights stay). The best sentence
-seeds the answer and brings what it needs to be read alone: the items it announces ("Two
-tests decide ...:"), and the sentence naming what its "This" or "He" refers to. Further
+No LLM is involved. Each candidate sentence of the reading list (evidence.py) is scored by a
+few cheap signals, combined linearly (sentence_features.py). The best sentence seeds the
+answer and brings what it needs to be read alone: the items it announces ("Two tests decide
+...:"), and the sentence naming what its "This" or "He" refers to (passages.py). Further
 sentences join when they score close to the seed, neighbours more easily than sentences
 from elsewhere. Page furniture (boilerplate.py) is never quoted.
 
@@ -28,16 +22,28 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from assistant.boilerplate import is_boilerplate, normalise
-from assistant.questions import Question, analyse, carries, specific_terms, stems, uncovered
+from assistant.evidence import EXTRA_SECTION_CHUNKS, Evidence, reading_list  # noqa: F401
+from assistant.passages import adjacent, continuation, expand, quote_runs
+from assistant.questions import analyse, carries, specific_terms, uncovered
 from assistant.retrieval import ScoredChunk
 from assistant.schemas import AnswerResponse, Citation
-from assistant.sentences import SENTENCES_KEY, sentence_spans, unpack
+from assistant.sentence_features import (  # noqa: F401 (FEATURES, defines re-exported)
+    FEATURES,
+    WEIGHTS,
+    Sentence,
+    defines,
+    features,
+    split_sentences,
+)
+from assistant.sentences import SENTENCES_KEY, unpack
+
+if TYPE_CHECKING:
+    from assistant.embeddings import Embedder
 
 ABSTAIN_TEXT = (
     "The knowledge base does not cover this question: no passage in the indexed documents "
@@ -49,56 +55,11 @@ _MARKER = re.compile(r"\[(\d+)\]")
 RANK_BONUS = 0.04  # ranks the candidates `score` also encodes alone
 DUPLICATE_COSINE = 0.9
 EVIDENCE_CANDIDATES = 1  # best in-context sentence also scored encoded alone
-EXTRA_SECTION_CHUNKS = 2  # chunks of the top document's answering section read in addition
 DETAIL_CANDIDATES = 5  # best-scored sentences searched for the figure, year or name asked for
-
-# Signals per candidate sentence, in this order (see `features`).
-FEATURES = ("cosine", "lexical", "novelty", "intent", "heading", "defines", "detail",
-            "no_detail", "rank", "intro", "dangling", "rarity", "lead")
-# Hand-set on the dev half (cosine keeps weight 1, so the threshold and windows below stay
-# on the cosine scale).
-WEIGHTS = np.array([1.0, 0.10, 0.05, 0.06, 0.03, 0.30, 0.06, -0.12, 0.04, -0.05, -0.04,
-                    0.0, 0.05])
 MIN_SENTENCES = 2  # quoted sentences an answer gets when a second is about as similar...
 SECOND_WINDOW = 0.08  # ...as the seed: within this cosine of it
 SEED_WINDOW = 0.04  # a further sentence joins when it scores within this of the seed...
 NEIGHBOUR_WINDOW = 0.14  # ...or within this when it sits next to a chosen sentence
-
-_PRONOUN_LED = re.compile(
-    r"^(?:he|she|they|this|these|that|those|it|its|their|his|her|such|both|the latter|"
-    r"the former|there)\b", re.I)
-_ANNOUNCES = re.compile(
-    r":$|\b(?:as follows|the following)\b|\b(?P<n>two|three|four|five|six|seven|eight|\d)\s+"
-    r"(?:\w+\s+){0,2}(?:things|tests|steps|questions|reasons|rules|ways|criteria|points|"
-    r"factors|principles|stages|parts|elements|loops|types|kinds|faults|findings|"
-    r"recommendations|changes|lessons|roles|measures|pillars|signals|checks|levers|"
-    r"habits|moves|failures|causes|options)\b", re.I)
-_COUNT = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
-_COPULA = re.compile(r"\b(?:is|are|means|mean|refers? to|describes?|denotes?|"
-                     r"(?:is|are) defined as|consists? of)\b", re.I)
-_WE_DEFINE = re.compile(r"\b(?:we|i) (?:define|call|use the term|mean by)\b|\bdefined as\b",
-                        re.I)
-
-
-@dataclass
-class Sentence:
-    """A candidate sentence: its exact span inside one chunk."""
-
-    chunk: ScoredChunk
-    chunk_rank: int
-    start: int  # offset within the chunk text
-    end: int
-    index: int = 0  # position among its chunk's sentences
-
-    @property
-    def quote(self) -> str:
-        return self.chunk.text[self.start : self.end]
-
-
-def split_sentences(chunk: ScoredChunk, rank: int) -> list[Sentence]:
-    """Sentences of a chunk as exact spans (see `sentences.sentence_spans`)."""
-    return [Sentence(chunk, rank, start, end, i)
-            for i, (start, end) in enumerate(sentence_spans(chunk.text))]
 
 
 def display_text(quote: str) -> str:
@@ -118,7 +79,7 @@ def display_text(quote: str) -> str:
 class SentenceEmbeddingCache:
     """LRU of sentence vectors: the same chunks come back for related questions."""
 
-    def __init__(self, embedder: Any, size: int = 20_000) -> None:
+    def __init__(self, embedder: Embedder, size: int = 20_000) -> None:
         self.embedder = embedder
         self.size = size
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -140,36 +101,25 @@ class SentenceEmbeddingCache:
         return np.stack([self._items[t] for t in texts])
 
 
-def reading_list(chunks: list[ScoredChunk], question: str, n: int) -> list[ScoredChunk]:
-    """The chunks the answerer reads: the best `n`, plus the top document's answering section.
-
-    "What did we find at X?" retrieves X's background first (it names X most often); the
-    findings section of the same document, further down the candidates, is what answers.
-    So when the question asks for a kind of section (findings, recommendations, results, a
-    definition), up to `EXTRA_SECTION_CHUNKS` chunks of the top document whose section
-    name is of that kind are read too.
-    """
-    reading = chunks[:n]
-    intents = analyse(question).intents if reading else set()
-    if not intents:
-        return reading
-    top_doc = reading[0].doc_id
-    have = {c.id for c in reading}
-    extra = [c for c in chunks[n:] if c.doc_id == top_doc and c.id not in have
-             and any(i in str(c.metadata.get("section", "")).lower() for i in intents)]
-    return reading + extra[:EXTRA_SECTION_CHUNKS]
-
-
 class ExtractiveAnswerer:
     """Builds a cited answer of at most `max_sentences` quoted sentences from retrieved
     chunks (plus the items an announcing sentence introduces)."""
 
-    def __init__(self, embedder: Any, threshold: float, max_sentences: int = 4,
+    def __init__(self, embedder: Embedder, threshold: float, max_sentences: int = 4,
                  weights: np.ndarray | None = None) -> None:
         self.cache = SentenceEmbeddingCache(embedder)
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.weights = WEIGHTS if weights is None else weights
+
+    def respond(self, evidence: Evidence) -> AnswerResponse:
+        """The answer to the evidence's question from its reading list (an abstention when
+        nothing was retrieved), with the rewritten query when condensing changed it."""
+        response = abstention() if not evidence.reading else self.answer(
+            evidence.embedding, evidence.reading, evidence.question, evidence.furniture,
+            evidence.chunks)
+        response.query = evidence.rewritten
+        return response
 
     def score(
         self, query_embedding: np.ndarray, chunks: list[ScoredChunk]
@@ -277,7 +227,7 @@ class ExtractiveAnswerer:
             if gap > NEIGHBOUR_WINDOW and not second:
                 break
             if gap > SEED_WINDOW and not second and not any(
-                    _adjacent(sentences[i], sentences[j]) for j in taken):
+                    adjacent(sentences[i], sentences[j]) for j in taken):
                 continue
             if any(float(vectors[i] @ vectors[j]) > DUPLICATE_COSINE for j in taken):
                 continue
@@ -291,9 +241,10 @@ class ExtractiveAnswerer:
 
     def _respond(self, sentences: list[Sentence], groups: list[list[int]],
                  cosines: np.ndarray, chunks: list[ScoredChunk]) -> AnswerResponse:
-        parts, citations = [], []
+        parts: list[str] = []
+        citations: list[Citation] = []
         for group in groups:
-            for span in _spans(sentences, group):  # in reading order, as `expand` built it
+            for span in quote_runs(sentences, group):  # in reading order, as `expand` built it
                 first, last = sentences[span[0]], sentences[span[-1]]
                 chunk = first.chunk
                 meta = chunk.metadata
@@ -310,166 +261,6 @@ class ExtractiveAnswerer:
         response = AnswerResponse(answer=" ".join(parts), abstained=False, citations=citations)
         check_citations(response, {c.id: c.text for c in chunks})
         return response
-
-
-def _adjacent(a: Sentence, b: Sentence) -> bool:
-    return a.chunk.id == b.chunk.id and abs(a.index - b.index) == 1
-
-
-def _heading_between(chunk_text: str, end: int, start: int) -> bool:
-    return bool(re.search(r"(?:^|\n)\s*#{1,6}\s", chunk_text[end:start]))
-
-
-def expand(sentences: list[Sentence], i: int, items: bool = True) -> list[int]:
-    """Sentence i with what it needs to be read alone, as indices into `sentences`.
-
-    - An announcing sentence ("Two tests decide whether ...:", "the steps are as follows")
-      brings the sentences or list items after it (as many as it announces, else up to 3).
-    - A sentence led by a pronoun ("He argues ...", "This is why ...") brings the sentence
-      before it, which names what the pronoun stands for.
-    Both stop at a heading: the next section is another subject.
-    """
-    s = sentences[i]
-    out = [i]
-    by_index = {t.index: j for j, t in enumerate(sentences) if t.chunk.id == s.chunk.id}
-    announce = _ANNOUNCES.search(s.quote.rstrip("*_ ")) if items else None
-    if announce:
-        word = (announce.group("n") or "").lower()
-        want = _COUNT.get(word, int(word) if word.isdigit() else 3)
-        prev_end, taken, want = s.end, 0, min(want, 5)
-        first = by_index.get(s.index + 1)
-        # items on lines of their own (a list): the first sentence of each item
-        listed = first is not None and "\n" in s.chunk.text[s.end:sentences[first].start]
-        for k in range(1, 4 * want + 1):
-            j = by_index.get(s.index + k)
-            if j is None or taken == want or \
-                    _heading_between(s.chunk.text, prev_end, sentences[j].start):
-                break
-            before = by_index.get(s.index + k - 1)
-            gap_from = sentences[before].end if before is not None else s.end
-            if listed and "\n" not in s.chunk.text[gap_from:sentences[j].start]:
-                continue  # a further sentence of the same item
-            out.append(j)
-            taken += 1
-            prev_end = sentences[j].end
-            if not listed and taken == want:
-                break
-    elif _PRONOUN_LED.match(s.quote.lstrip("*_ ")):
-        j = by_index.get(s.index - 1)
-        if j is not None and not _heading_between(s.chunk.text, sentences[j].end, s.start):
-            out.insert(0, j)
-    return out
-
-
-def continuation(sentences: list[Sentence], group: list[int],
-                 more: list[ScoredChunk]) -> list[Sentence]:
-    """The items an announcing seed introduces that lie in the next chunk of its document.
-
-    "The rhythm we install has four loops:" often ends its chunk; the loops start the next
-    one. When that chunk is among the retrieved candidates, its first sentences after the
-    announcement (chunks overlap) are quoted too, as many as announced (else up to 3).
-    """
-    seed = sentences[group[0]] if group else None
-    if seed is None or len(group) > 1:
-        return []
-    announce = _ANNOUNCES.search(seed.quote.rstrip("*_ "))
-    if not announce or any(t.chunk.id == seed.chunk.id and t.index == seed.index + 1
-                           for t in sentences):
-        return []
-    index = seed.chunk.metadata.get("chunk_index")
-    nxt = next((c for c in more if c.doc_id == seed.chunk.doc_id and index is not None
-                and c.metadata.get("chunk_index") == int(index) + 1), None)
-    if nxt is None:
-        return []
-    found = split_sentences(nxt, seed.chunk_rank)
-    at = nxt.text.find(seed.quote)
-    after = [t for t in found if t.start >= (at + len(seed.quote) if at >= 0 else 0)]
-    word = (announce.group("n") or "").lower()
-    want = min(_COUNT.get(word, int(word) if word.isdigit() else 3), 5)
-    items = []
-    for t in after[:want]:
-        if items and _heading_between(nxt.text, items[-1].end, t.start):
-            break
-        if not items and _heading_between(nxt.text, max(at, 0), t.start):
-            break
-        items.append(t)
-    return items
-
-
-def _spans(sentences: list[Sentence], group: list[int]) -> list[list[int]]:
-    """Split a group into runs quoted as one span: consecutive sentences of one chunk on one
-    line (list items and paragraphs stay separate citations)."""
-    runs: list[list[int]] = []
-    for j in group:
-        if runs:
-            prev = sentences[runs[-1][-1]]
-            cur = sentences[j]
-            between = cur.chunk.text[prev.end:cur.start] if prev.chunk.id == cur.chunk.id \
-                else "\n"
-            if cur.index == prev.index + 1 and "\n" not in between and not between.strip():
-                runs[-1].append(j)
-                continue
-        runs.append([j])
-    return runs
-
-
-def features(q: Question, sentences: list[Sentence], cosines: np.ndarray) -> np.ndarray:
-    """The `FEATURES` matrix: one row per candidate sentence."""
-    x = np.zeros((len(sentences), len(FEATURES)), dtype=np.float32)
-    terms = q.terms
-    section_stems: dict[str, set[str]] = {}
-    stem_sets = [set(stems(s.quote)) for s in sentences]
-    positions = {(s.chunk.id, s.index) for s in sentences}
-    # A question word that few of the candidate sentences share (a figure's name, not the
-    # client's) says more about which sentence answers: IDF within the reading list.
-    df = {t: sum(t in w for w in stem_sets) for t in terms}
-    idf = {t: np.log((1 + len(sentences)) / (1 + df[t])) for t in terms}
-    idf_total = sum(idf.values()) or 1.0
-    for i, s in enumerate(sentences):
-        wordset = stem_sets[i]
-        section = str(s.chunk.metadata.get("section", ""))
-        if section not in section_stems:
-            leaf = section.split(" > ")[-1] if " > " in section else section
-            section_stems[section] = set(stems(leaf))
-        x[i, 0] = cosines[i]
-        x[i, 1] = len(terms & wordset) / len(terms) if terms else 0.0
-        x[i, 2] = len(wordset - terms) / len(wordset) if wordset else 0.0
-        low_section = section.lower()
-        x[i, 3] = float(any(intent in low_section for intent in q.intents))
-        x[i, 4] = (len(terms & section_stems[section]) / len(terms)) if terms else 0.0
-        x[i, 5] = float(bool(q.subject) and defines(q.subject, s.quote))
-        if q.answer_type:
-            has = carries(q.answer_type, s.quote, q.asking)
-            x[i, 6], x[i, 7] = float(has), float(not has)
-        x[i, 8] = 1.0 / (1 + s.chunk_rank)
-        clean = s.quote.rstrip("*_ ")
-        announces = bool(_ANNOUNCES.search(clean))
-        has_next = (s.chunk.id, s.index + 1) in positions
-        # an echo of the question, or an announcement whose items are not in this chunk;
-        # an announcement whose items follow is news: they are quoted with it
-        lead = announces and has_next
-        x[i, 9] = float((announces and not has_next) or (len(wordset - terms) <= 1
-                                                           and not lead))
-        x[i, 12] = float(lead)
-        if lead:
-            x[i, 2] = 1.0
-        x[i, 10] = float(bool(_PRONOUN_LED.match(s.quote.lstrip("*_ "))) and s.index == 0)
-        x[i, 11] = sum(idf[t] for t in terms & wordset) / idf_total
-    return x
-
-
-def defines(subject: set[str], sentence: str) -> bool:
-    """Whether the sentence defines the subject: "A <subject> is ...", "we define <subject>
-    as ...", "<subject> means ..." (the subject before the verb, near the start)."""
-    text = sentence.replace("**", "").replace("__", "")
-    need = max(1, int(np.ceil(0.6 * len(subject))))
-    m = _COPULA.search(text)
-    if m:
-        before = stems(text[: m.start()])
-        if len(before) <= 10 and len(subject & set(before)) >= need:
-            return True
-    w = _WE_DEFINE.search(text)
-    return bool(w) and len(subject & set(stems(text[w.start():]))) >= need
 
 
 def uncovered_terms(question: str, chunks: list[ScoredChunk]) -> list[str]:

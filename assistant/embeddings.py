@@ -31,18 +31,7 @@ class Embedder:
     def __init__(self, model_path: Path, batch_size: int = 16,
                  query_cache_size: int = 4096) -> None:
         model_path = Path(model_path)
-        missing = [f for f in _REQUIRED_FILES if not (model_path / f).is_file()]
-        has_weights = any(model_path.glob("*.safetensors")) or any(model_path.glob("*.bin"))
-        if missing or not has_weights:
-            what = ", ".join(missing) or "model weights"
-            raise EmbeddingModelError(
-                f"embedding model at {model_path} is incomplete (missing {what}); "
-                + REINSTALL_HINT
-            )
-        problem = _corrupt_file(model_path)
-        if problem:
-            raise EmbeddingModelError(
-                f"embedding model at {model_path} is corrupt ({problem}); " + REINSTALL_HINT)
+        check_model(model_path)
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
         from threadpoolctl import threadpool_limits
         from transformers import AutoTokenizer
@@ -210,7 +199,7 @@ def embedding_transform(embedder: Embedder) -> Any:
             for node, vector, found, sent in zip(nodes, vectors, local, pooled, strict=True):
                 node.embedding = vector.tolist()
                 blob = pack(found, sent) if sent is not None else None
-                if blob:  # a flat Chroma key (see ingest._add_nodes), never embedded
+                if blob:  # a flat Chroma key (see ingest.nodes.add_nodes), never embedded
                     node.metadata[SENTENCES_KEY] = blob
             return nodes
 
@@ -278,6 +267,22 @@ def _mean_pooled(model: Any) -> Any:
         return modules[0] if str(mode).startswith("mean") else None
     except (TypeError, AttributeError):
         return None
+
+
+def check_model(model_path: Path) -> None:
+    """EmbeddingModelError, with the reinstall hint, unless the model directory is complete
+    and its files readable; cheap (no model load), so a parent process can check for its
+    workers (`serve --workers N`)."""
+    missing = [f for f in _REQUIRED_FILES if not (model_path / f).is_file()]
+    has_weights = any(model_path.glob("*.safetensors")) or any(model_path.glob("*.bin"))
+    if missing or not has_weights:
+        what = ", ".join(missing) or "model weights"
+        raise EmbeddingModelError(
+            f"embedding model at {model_path} is incomplete (missing {what}); " + REINSTALL_HINT)
+    problem = _corrupt_file(model_path)
+    if problem:
+        raise EmbeddingModelError(
+            f"embedding model at {model_path} is corrupt ({problem}); " + REINSTALL_HINT)
 
 
 def _corrupt_file(model_path: Path) -> str | None:

@@ -38,7 +38,8 @@ class StoreUnavailable(AssistantError, RuntimeError):
 
     @property
     def message(self) -> str:
-        return f"the vector store is unavailable, try again shortly: {super().message}"
+        return ("the vector store is unavailable, so nothing can be searched or stored right "
+                f"now; try again shortly: {super().message}")
 
 
 class CollectionNotFound(AssistantError, LookupError):

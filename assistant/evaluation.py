@@ -20,15 +20,17 @@ import re
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.answering import _MARKER
 from assistant.boilerplate import is_boilerplate
 from assistant.retrieval import RetrieverMode, best_per_document
-from assistant.schemas import AnswerRequest
-from assistant.service import AssistantService
+from assistant.schemas import AnswerRequest, AnswerResponse
+
+if TYPE_CHECKING:  # the service is passed in: evaluation sits below it
+    from assistant.service import AssistantService
 
 KS = (1, 3, 5, 10)
 RETRIEVAL_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "recall@5", "recall@10", "mrr@10",
@@ -167,28 +169,31 @@ def evaluate_suite(
     collection: str | None = None,
     mode: RetrieverMode = "hybrid",
 ) -> dict[str, Any]:
-    """Run every question through search and answer; return aggregate and per-question rows."""
-    col = service.store.get_collection(service.collection_name(collection))
+    """Run every question through search and answer; return aggregate and per-question rows.
+
+    Retrieval is scored on the chunks the answer read (`service.evidence`), and citations
+    are checked against those same chunks' text.
+    """
     rows: list[dict[str, Any]] = []
     for q in questions:
-        chunks = service.retrieve(q.question, collection, service.settings.candidate_k,
-                                  mode=mode)
-        retrieved = [c.doc_id for c in best_per_document(chunks, 10)]
+        request = AnswerRequest(question=q.question, collection=collection)
         started = time.perf_counter()
-        response = service.answer(AnswerRequest(question=q.question, collection=collection),
-                                  mode=mode)
+        evidence = service.evidence(request, mode)
+        response = service.answer(request, mode, evidence)
         latency = (time.perf_counter() - started) * 1000
+        retrieved = [c.doc_id for c in best_per_document(evidence.chunks, 10)]
         cited = [c.doc_id for c in response.citations]
-        citations = [{"n": c.n, "doc_id": c.doc_id, "quote": c.quote}
-                     for c in response.citations]
+        quotes = [c.quote for c in response.citations]
+        citations: list[dict[str, Any]] = [{"n": c.n, "doc_id": c.doc_id, "quote": c.quote}
+                                           for c in response.citations]
         row: dict[str, Any] = {
             "id": q.id, "kind": q.kind, "split": q.split, "question": q.question,
             "answerable": q.answerable, "relevant": q.relevant, "retrieved": retrieved,
             "cited": cited, "abstained": response.abstained, "answer": response.answer,
             "latency_ms": round(latency, 1),
-            "citation_valid": _citations_valid(response, col),
+            "citation_valid": _citations_valid(response, evidence.texts()),
             "citations": citations,
-            "boilerplate": [c["quote"] for c in citations if is_boilerplate(c["quote"])],
+            "boilerplate": [quote for quote in quotes if is_boilerplate(quote)],
             "gold_quotes": q.gold_quotes if q.answerable else [],
         }
         if q.answerable:
@@ -200,7 +205,7 @@ def evaluate_suite(
             row["citation_precision"] = (len(unique & set(q.relevant)) / len(unique)
                                          if unique else None)
             if q.gold_quotes:
-                scores = gold_scores([c["quote"] for c in citations], q.gold_quotes,
+                scores = gold_scores(quotes, q.gold_quotes,
                                      response.abstained)
                 for citation, on_gold in zip(citations, scores.pop("quote_gold"),
                                              strict=False):
@@ -218,16 +223,12 @@ def evaluate_suite(
     return {**result, "questions": rows}
 
 
-def _citations_valid(response: Any, collection: Any) -> bool:
-    """Every [n] resolves to a citation and every quote is verbatim in its stored chunk."""
+def _citations_valid(response: AnswerResponse, texts: dict[str, str]) -> bool:
+    """Every [n] resolves to a citation and every quote is verbatim in the chunk it names
+    (`texts`: chunk id → text of the chunks the answer read)."""
     numbers = {c.n for c in response.citations}
     if any(int(m) not in numbers for m in _MARKER.findall(response.answer)):
         return False
-    if not response.citations:
-        return True
-    ids = list(dict.fromkeys(c.chunk_id for c in response.citations))
-    got = collection.get(ids=ids, include=["documents"])
-    texts = dict(zip(got["ids"], got["documents"] or [], strict=False))
     return all(c.quote in texts.get(c.chunk_id, "") for c in response.citations)
 
 

@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from assistant.errors import SettingsError
 from assistant.prompts import CONDENSE_VERSION, build_condense_messages
 from assistant.schemas import HistoryTurn
 from assistant.settings import Settings
 
 TEMPERATURE = 0.0  # reproducible answers; the sources, not sampling, should vary them
 CONDENSE_MAX_TOKENS = 96
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling one request asks for (the OpenAI-compatible endpoint passes on a client's
+    `temperature` and `max_tokens`); None keeps the server's setting. `max_tokens` never
+    exceeds CX_LLM_MAX_TOKENS, which the prompt budget reserves for the answer."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
 
 
 class LLMError(RuntimeError):
@@ -37,13 +49,16 @@ def llm_configured(settings: Settings) -> bool:
 
 def build_llm(settings: Settings) -> Any:
     """The llama-index LLM object the settings describe (no network traffic here)."""
+    model, base_url = settings.llm_model, settings.llm_base_url
+    if not (model and base_url):
+        raise SettingsError("LLM answer mode needs CX_LLM_BASE_URL and CX_LLM_MODEL")
     if settings.llm_provider == "ollama":
         from llama_index.llms.ollama import Ollama
 
         headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key \
             else None
         return Ollama(
-            model=settings.llm_model, base_url=settings.llm_base_url,
+            model=model, base_url=base_url,
             request_timeout=settings.llm_timeout_s, temperature=TEMPERATURE,
             context_window=settings.llm_context_tokens, headers=headers,
             additional_kwargs={"num_predict": settings.llm_max_tokens},
@@ -51,7 +66,7 @@ def build_llm(settings: Settings) -> Any:
     from llama_index.llms.openai_like import OpenAILike
 
     return OpenAILike(
-        model=settings.llm_model, api_base=settings.llm_base_url,
+        model=model, api_base=base_url,
         # Servers without auth ignore the key, but the OpenAI client insists on one.
         api_key=settings.llm_api_key or "not-needed",
         is_chat_model=True, is_function_calling_model=False,
@@ -90,16 +105,18 @@ class LLMClient:
         key = self.settings.llm_api_key
         return LLMError(why.replace(key, "***") if key else why)
 
-    def generate(self, messages: list[tuple[str, str]], max_tokens: int | None = None) -> str:
+    def generate(self, messages: list[tuple[str, str]], max_tokens: int | None = None,
+                 sampling: Sampling | None = None) -> str:
         """The model's whole reply to `messages`."""
-        kwargs = {} if max_tokens is None else self._max_tokens(max_tokens)
+        kwargs = self._kwargs(sampling, max_tokens)
         try:
             response = self.llm.chat(self._messages(messages), **kwargs)
         except Exception as exc:  # any client or server failure means "use the fallback"
             raise self._error(exc) from exc
         return str(response.message.content or "")
 
-    def stream(self, messages: list[tuple[str, str]]) -> Iterator[str]:
+    def stream(self, messages: list[tuple[str, str]],
+               sampling: Sampling | None = None) -> Iterator[str]:
         """The reply as text pieces as the server sends them, within CX_LLM_TIMEOUT_S overall.
 
         The HTTP client's timeout bounds each read; the deadline here also stops a server
@@ -107,7 +124,8 @@ class LLMClient:
         """
         deadline = time.monotonic() + self.settings.llm_timeout_s
         try:
-            for part in self.llm.stream_chat(self._messages(messages)):
+            for part in self.llm.stream_chat(self._messages(messages),
+                                             **self._kwargs(sampling)):
                 if time.monotonic() > deadline:
                     raise TimeoutError("deadline passed while streaming")
                 if part.delta:
@@ -115,10 +133,19 @@ class LLMClient:
         except Exception as exc:
             raise self._error(exc) from exc
 
-    def _max_tokens(self, n: int) -> dict[str, Any]:
+    def _kwargs(self, sampling: Sampling | None, max_tokens: int | None = None
+                ) -> dict[str, Any]:
+        """Per-call overrides of the constructed model's temperature and token cap."""
         if self.settings.llm_provider == "ollama":
-            return {}  # num_predict is fixed at construction; the condense prompt is short
-        return {"max_tokens": n}
+            return {}  # options are fixed at construction; the condense prompt is short
+        kwargs: dict[str, Any] = {}
+        if sampling is not None and sampling.temperature is not None:
+            kwargs["temperature"] = sampling.temperature
+        if sampling is not None and sampling.max_tokens is not None:
+            max_tokens = min(sampling.max_tokens, max_tokens or self.settings.llm_max_tokens)
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        return kwargs
 
     def condense(self, question: str, history: list[HistoryTurn]) -> str:
         """A standalone form of a follow-up `question`, rewritten by the model.

@@ -1,7 +1,8 @@
-"""Retrieval: dense (Chroma) and BM25 over the same chunks, fused by weighted RRF.
+"""Retrieval: dense and BM25 search over one snapshot of a collection, fused by weighted RRF.
 
-The BM25 index is rebuilt from what Chroma holds, keyed by the collection's generation
-counter, so it can never be out of step with the vectors after an ingest.
+The snapshot (and its BM25 index, bm25.py) is rebuilt from what Chroma holds, keyed by the
+collection's generation counter, so it can never be out of step with the vectors after an
+ingest. How a snapshot is read (paged, one complete version per document) is chroma_reads.py.
 """
 
 from __future__ import annotations
@@ -10,13 +11,25 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from assistant.bm25 import BM25Index, bm25_text  # noqa: F401 (re-exported)
+from assistant.chroma_reads import (  # noqa: F401 (PAGE_SIZE, visible_rows re-exported)
+    PAGE_SIZE,
+    chroma_where,
+    read_all,
+    visible_rows,
+)
 from assistant.schemas import SearchFilters
 from assistant.sentences import SENTENCES_KEY
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+    from llama_index.core.vector_stores.types import MetadataFilters
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +55,7 @@ class ScoredChunk:
         return str(self.metadata.get("doc_id", ""))
 
 
-def to_metadata_filters(filters: SearchFilters | None) -> Any:
+def to_metadata_filters(filters: SearchFilters | None) -> MetadataFilters | None:
     """Our filter model → llama-index MetadataFilters (used for Chroma and for BM25 alike)."""
     from llama_index.core.vector_stores.types import (
         FilterOperator,
@@ -52,7 +65,7 @@ def to_metadata_filters(filters: SearchFilters | None) -> Any:
 
     if filters is None or filters.is_empty():
         return None
-    parts: list[Any] = []
+    parts: list[MetadataFilter | MetadataFilters] = []
     if filters.doc_type:
         parts.append(MetadataFilter(key="doc_type", value=filters.doc_type,
                                     operator=FilterOperator.IN))
@@ -71,154 +84,6 @@ def to_metadata_filters(filters: SearchFilters | None) -> Any:
     return MetadataFilters(filters=parts)
 
 
-def bm25_text(text: str, metadata: dict[str, Any]) -> str:
-    """What BM25 indexes: the chunk with its title and section, as the embedder sees it."""
-    return f"{metadata.get('title', '')}\n{metadata.get('section', '')}\n{text}"
-
-
-class BM25Index:
-    """bm25s over a collection's chunks, with per-query metadata masks.
-
-    Hand-rolled around bm25s rather than llama-index's BM25Retriever because that retriever
-    fixes its metadata filters when it is built; we need different filters per query
-    without re-indexing, and no per-hit node re-hydration on the hot path.
-    """
-
-    def __init__(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]):
-        import bm25s
-        import Stemmer
-
-        self.ids = ids
-        self.texts = texts
-        self.metadatas = metadatas
-        self._stemmer = Stemmer.Stemmer("english")
-        self._bm25: Any = None
-        self._last_mask: tuple[Any, np.ndarray] | None = None
-        if ids:
-            tokens = bm25s.tokenize(
-                [bm25_text(t, m) for t, m in zip(texts, metadatas, strict=True)],
-                stopwords="en", stemmer=self._stemmer, show_progress=False,
-            )
-            self._bm25 = bm25s.BM25(k1=0.9, b=0.4)
-            self._bm25.index(tokens, show_progress=False)
-
-    def mask(self, filters: Any) -> np.ndarray | None:
-        """1/0 per row: does it pass `filters`. One Python call per row, so the last mask is
-        kept: a hybrid query asks for the same filters object twice (dense, then BM25)."""
-        if filters is None:
-            return None
-        last = self._last_mask
-        if last is not None and last[0] is filters:
-            return last[1]
-        from llama_index.core.vector_stores.utils import build_metadata_filter_fn
-
-        keep = build_metadata_filter_fn(lambda i: self.metadatas[int(i)], filters)
-        mask = np.array([1 if keep(i) else 0 for i in range(len(self.ids))], dtype=np.float32)
-        mask.setflags(write=False)
-        self._last_mask = (filters, mask)  # one assignment: safe across request threads
-        return mask
-
-    def search(self, query: str, k: int, filters: Any = None) -> list[tuple[int, float]]:
-        import bm25s
-
-        if self._bm25 is None:
-            return []
-        mask = self.mask(filters)
-        if mask is not None and not mask.any():
-            return []
-        tokens = bm25s.tokenize(query, stopwords="en", stemmer=self._stemmer,
-                                show_progress=False, return_ids=False)
-        if not tokens or not tokens[0]:
-            return []
-        k = min(k, len(self.ids))
-        docs, scores = self._bm25.retrieve(tokens, k=k, weight_mask=mask, show_progress=False,
-                                           n_threads=1)
-        return [
-            (int(d), float(s))
-            for d, s in zip(docs[0], scores[0], strict=True)
-            if s > 0 and (mask is None or mask[int(d)] > 0)
-        ]
-
-
-def visible_rows(ids: list[str], metadatas: list[dict[str, Any]]) -> list[int]:
-    """Rows readers may see: per document, the chunks of exactly one complete version.
-
-    An ingest writes a document's new version before deleting the old one, and a crash can
-    leave a version half-written (see ingest.py). A snapshot taken meanwhile holds both, or a
-    fragment: showing all of it would mix two versions in one answer. So each (source_root,
-    doc_id) shows its newest complete version (all `chunk_count` chunks present), or nothing
-    if no version is complete yet (a first version still being written).
-    """
-    groups: dict[tuple[str, str], dict[str, list[int]]] = {}
-    for i, meta in enumerate(metadatas):
-        key = (str(meta.get("source_root", "")), str(meta.get("doc_id", "")))
-        groups.setdefault(key, {}).setdefault(str(meta.get("doc_hash", "")), []).append(i)
-    keep: list[int] = []
-    for versions in groups.values():
-        if len(versions) == 1:
-            rows = next(iter(versions.values()))
-            count = metadatas[rows[0]].get("chunk_count")
-            if count is None or len({ids[i] for i in rows}) == int(count):
-                keep.extend(rows)
-            continue
-        complete = [
-            (max(str(metadatas[i].get("ingested_at", "")) for i in rows), doc_hash, rows)
-            for doc_hash, rows in versions.items()
-            if metadatas[rows[0]].get("chunk_count") in (None, len({ids[i] for i in rows}))
-        ]
-        if complete:
-            keep.extend(max(complete)[2])
-    return sorted(keep)
-
-
-# Chroma's SQLite refuses one `get` of a whole large collection ("too many SQL variables"
-# at ~50k chunks), so snapshots are read in pages.
-PAGE_SIZE = 5_000
-
-
-def read_all(collection: Any, include: list[str], where: dict[str, Any] | None = None
-             ) -> dict[str, list[Any]]:
-    """Every (matching) row of a collection, page by page: ids plus the `include` fields.
-
-    Pages are offsets into a table another process may be writing to; when the count moved
-    while we read, the read is repeated (a few times at most), so a snapshot is not torn.
-    """
-    for _ in range(3):
-        before = collection.count()
-        out: dict[str, list[Any]] = {"ids": [], **{key: [] for key in include}}
-        offset = 0
-        while True:
-            page = _get_retrying(collection, include=include, where=where,
-                                 limit=PAGE_SIZE, offset=offset)
-            out["ids"] += list(page["ids"])
-            for key in include:
-                values = page.get(key)
-                out[key] += list(values) if values is not None else []
-            if len(page["ids"]) < PAGE_SIZE:
-                break
-            offset += PAGE_SIZE
-        if offset == 0 or collection.count() == before:
-            break
-    return out
-
-
-def _get_retrying(collection: Any, **kwargs: Any) -> Any:
-    """`collection.get`, retried on a Chroma InternalError.
-
-    A `chroma run` server asked for vectors while another process deletes some of those rows
-    answers "Error finding id" (it reads metadata and vectors non-atomically); found by
-    tests/test_consistency.py. A moment later the rows are simply gone, so a retry succeeds.
-    """
-    for attempt in range(6):
-        try:
-            return collection.get(**kwargs)
-        except Exception as exc:
-            if type(exc).__name__ != "InternalError" or attempt == 5:
-                raise
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 class Retriever:
     """Hybrid chunk retriever over one snapshot of a collection.
 
@@ -232,21 +97,15 @@ class Retriever:
     generation bump) are dropped, so a result never mixes two versions of a document.
     """
 
-    def __init__(self, collection: Any, generation: int, memory_max: int = 200_000) -> None:
+    def __init__(self, collection: Collection, generation: int, memory_max: int = 200_000
+                 ) -> None:
         self.collection = collection
         self.generation = generation
         started = time.perf_counter()
         in_memory = collection.count() <= memory_max
         include = ["documents", "metadatas"] + (["embeddings"] if in_memory else [])
-        got = read_all(collection, include)
-        ids, texts = got["ids"], got["documents"]
-        # llama-index's own copy of each node (`_node_content`: the text again, as JSON) is
-        # dropped: everything we use is in the flat keys, and it would double the memory.
-        # So are sentence vectors (~2.5 KB a chunk): only the chunks an answer reads need
-        # them, and `with_sentences` fetches those.
-        metas = [{k: v for k, v in m.items()
-                  if not k.startswith("_node") and k != SENTENCES_KEY}
-                 for m in got["metadatas"]]
+        got = read_all(collection, include, slim=True)  # lean metadata (see chroma_reads)
+        ids, texts, metas = got["ids"], got["documents"], got["metadatas"]
         rows = visible_rows(ids, metas)
         self.hidden = len(ids) - len(rows)
         self.bm25 = BM25Index([ids[i] for i in rows], [texts[i] for i in rows],
@@ -268,9 +127,10 @@ class Retriever:
             return chunks
         try:
             got = self.collection.get(ids=[c.id for c in chunks], include=["metadatas"])
-        except Exception:  # noqa: BLE001 - an optimisation; the answer does not depend on it
-            log.warning("could not read stored sentence vectors; encoding instead",
-                        exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - an optimisation; the answer does not need it
+            # One line, no traceback: during a store outage this fires on every answer.
+            log.warning("could not read stored sentence vectors (%s: %s); encoding instead",
+                        type(exc).__name__, exc)
             return chunks
         blobs = {cid: (m or {}).get(SENTENCES_KEY)
                  for cid, m in zip(got["ids"], got["metadatas"] or [], strict=False)}
@@ -294,10 +154,16 @@ class Retriever:
         return self._furniture
 
     @property
+    def metadatas(self) -> list[dict[str, Any]]:
+        """The lean metadata of every chunk the snapshot shows (one version per document)."""
+        return self.bm25.metadatas
+
+    @property
     def size(self) -> int:
         return len(self.bm25.ids)
 
-    def dense(self, query_embedding: np.ndarray, k: int, filters: Any) -> list[ScoredChunk]:
+    def dense(self, query_embedding: np.ndarray, k: int, filters: MetadataFilters | None
+              ) -> list[ScoredChunk]:
         if self.size == 0:
             return []
         k = min(k, self.size)
@@ -311,7 +177,7 @@ class Retriever:
             for rank, (i, cosine) in enumerate(hits)
         ]
 
-    def _dense_in_memory(self, query: np.ndarray, k: int, filters: Any
+    def _dense_in_memory(self, query: np.ndarray, k: int, filters: MetadataFilters | None
                          ) -> list[tuple[int, float]]:
         assert self.vectors is not None
         scores = self.vectors @ query
@@ -325,16 +191,15 @@ class Retriever:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top]
 
-    def _dense_in_chroma(self, query: np.ndarray, k: int, filters: Any
+    def _dense_in_chroma(self, query: np.ndarray, k: int, filters: MetadataFilters | None
                          ) -> list[tuple[int, float]]:
-        from llama_index.vector_stores.chroma.base import _to_chroma_filter
-
-        where = _to_chroma_filter(filters) if filters is not None else None
+        where = chroma_where(filters)
         n = k + self.hidden
         while True:  # ask for more while hits outside the snapshot crowd out visible ones
-            result = self.collection.query(
-                query_embeddings=[[float(x) for x in query]], n_results=n, where=where,
-                include=["distances"])
+            embeddings: list[Sequence[float]] = [[float(x) for x in query]]
+            result = self.collection.query(query_embeddings=embeddings, n_results=n,
+                                           where=where, include=["distances"])
+            assert result["distances"] is not None  # included above
             ids, distances = result["ids"][0], result["distances"][0]
             # cosine space: Chroma's distance is 1 - cosine
             kept = [(self.row_of[c], 1.0 - float(d))
@@ -343,7 +208,8 @@ class Retriever:
                 return kept[:k]
             n *= 2
 
-    def sparse(self, query: str, k: int, filters: Any) -> list[ScoredChunk]:
+    def sparse(self, query: str, k: int, filters: MetadataFilters | None
+               ) -> list[ScoredChunk]:
         out = []
         for rank, (i, score) in enumerate(self.bm25.search(query, k, filters)):
             chunk = ScoredChunk(self.bm25.ids[i], self.bm25.texts[i],
@@ -357,7 +223,7 @@ class Retriever:
         query: str,
         query_embedding: np.ndarray,
         k: int,
-        filters: Any = None,
+        filters: MetadataFilters | None = None,
         mode: RetrieverMode = "hybrid",
         dense_weight: float = 1.0,
         bm25_weight: float = 1.0,
@@ -427,14 +293,27 @@ class RetrieverCache:
         self._items: dict[str, Retriever] = {}
         self.memory_max = memory_max
 
-    def get(self, name: str, collection: Any, generation: int) -> Retriever:
+    def get(self, name: str, collection: Collection, generation: int) -> Retriever:
+        """The collection's current snapshot, built (and kept) when there is none yet."""
         with self._lock:
-            have = self._items.get(name)
-            if (have is None or have.generation != generation
-                    or getattr(have.collection, "id", None) != getattr(collection, "id", None)):
+            have = self._current(name, collection, generation)
+            if have is None:
                 have = Retriever(collection, generation, self.memory_max)
                 self._items[name] = have
             return have
+
+    def peek(self, name: str, collection: Collection, generation: int) -> Retriever | None:
+        """The current snapshot if one is built; None rather than building it (a document
+        listing reads pages of metadata instead of loading texts, vectors and BM25)."""
+        with self._lock:
+            return self._current(name, collection, generation)
+
+    def _current(self, name: str, collection: Collection, generation: int) -> Retriever | None:
+        have = self._items.get(name)
+        if (have is None or have.generation != generation
+                or getattr(have.collection, "id", None) != getattr(collection, "id", None)):
+            return None
+        return have
 
     def drop(self, name: str) -> None:
         with self._lock:

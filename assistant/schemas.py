@@ -16,6 +16,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     field_validator,
 )
@@ -73,6 +74,26 @@ MAX_HISTORY_TURNS = 50  # earlier turns a follow-up question may carry
 MAX_TURN_CHARS = 20_000  # characters in one of those turns
 
 
+def question_length_error(text: str, field: str, limit: int) -> dict[str, Any] | None:
+    """The error for a question over CX_MAX_QUESTION_CHARS, or None when it fits.
+
+    The limit is a setting, so the static request models cannot hold it; the API raises this
+    as a 422 shaped like the models' own errors and the chat shows its `msg`.
+    """
+    if len(text) <= limit:
+        return None
+    return {"type": "string_too_long", "loc": ("body", field),
+            "msg": f"{field} is {len(text)} characters; at most {limit} are accepted "
+                   "(CX_MAX_QUESTION_CHARS)",
+            "ctx": {"max_length": limit}}
+
+
+def validation_message(exc: ValidationError) -> tuple[str, str]:
+    """(where, what) of a request model's first error, for the chat's and the CLI's one line."""
+    err = exc.errors()[0]
+    return ".".join(str(p) for p in err["loc"]), str(err["msg"])
+
+
 class ErrorResponse(BaseModel):
     """The body of every 4xx and 5xx the API sends."""
 
@@ -112,7 +133,9 @@ class SearchRequest(BaseModel):
 
     query: NonBlankStr = Field(min_length=1, max_length=QUESTION_CEILING,
                                description="What to look for (at most CX_MAX_QUESTION_CHARS).")
-    top_k: StrictInt = Field(default=5, ge=1, le=100, description="Documents to return.")
+    top_k: StrictInt | None = Field(
+        default=None, ge=1, le=100,
+        description="Documents to return; omitted or null: the server's CX_TOP_K (5 unless set).")
     collection: CollectionName | None = None
     filters: SearchFilters | None = None
 

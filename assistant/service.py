@@ -6,29 +6,39 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from assistant.answering import ExtractiveAnswerer, abstention, reading_list
+import numpy as np
+
+from assistant import documents
+from assistant.answering import ExtractiveAnswerer
+from assistant.chroma_reads import Metadata, visible_metadata
 from assistant.errors import DocumentNotFound  # noqa: F401 (re-exported)
+from assistant.evidence import Evidence, condense_question
 from assistant.feedback import FeedbackStore
-from assistant.ingest import Ingestor, Journal, SourceRecord, ingest_lock, run_repairing
-from assistant.llm import LLMClient, llm_configured
+from assistant.ingest import (
+    Ingestor,
+    Journal,
+    SourceRecord,
+    generation,
+    ingest_lock,
+    run_repairing,
+)
+from assistant.llm import LLMClient, Sampling, llm_configured
+from assistant.llm_answering import AnswerEvent, condense, llm_events
 from assistant.retrieval import (
+    Retriever,
     RetrieverCache,
     RetrieverMode,
     ScoredChunk,
     best_per_document,
     to_metadata_filters,
-    visible_rows,
 )
 from assistant.schemas import (
     AnswerRequest,
     AnswerResponse,
-    ChunkDetail,
     DocumentDetail,
-    DocumentInfo,
     DocumentList,
-    HistoryTurn,
     IngestSummary,
     SearchFilters,
     SearchHit,
@@ -40,33 +50,12 @@ from assistant.settings import Settings
 from assistant.store import CollectionNotFound, Store
 from assistant.uploads import Upload
 
+if TYPE_CHECKING:
+    from assistant.chunking import Chunker
+    from assistant.embeddings import Embedder
+
+__all__ = ["AssistantService", "DocumentNotFound", "condense_question"]
 CHUNKER_VERSION = "1"
-_DEPENDENT = re.compile(
-    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|also|else|"
-    r"what about|how about|and the|same)\b",
-    re.I,
-)
-_STOP = {"what", "how", "why", "when", "who", "which", "is", "are", "was", "the", "a", "an",
-         "do", "does", "did", "we", "of", "to", "in", "for", "on", "and", "or", "about"}
-_PUBLIC_META = ("doc_type", "client", "author", "date", "tags", "chunk_index", "start", "end",
-                "ingested_at")
-
-
-def condense_question(question: str, history: list[HistoryTurn] | None) -> str:
-    """The retrieval query for a follow-up, without an LLM.
-
-    Rule: when there is an earlier user turn and the new question leans on it (it uses a
-    pronoun or phrase such as "it", "they", "that", "what about", or has fewer than three
-    content words), the previous user question is prepended, so "and who owns it?" after
-    "what is the Cx Quality Scorecard?" searches for both. Otherwise the question stands.
-    """
-    previous = [t.content for t in history or [] if t.role == "user" and t.content.strip()]
-    if not previous:
-        return question
-    content = [w for w in re.findall(r"[A-Za-z0-9']+", question) if w.lower() not in _STOP]
-    if _DEPENDENT.search(question) or len(content) < 3:
-        return f"{previous[-1].strip()} {question.strip()}"
-    return question
 
 
 class AssistantService:
@@ -76,16 +65,16 @@ class AssistantService:
         self.settings = settings
         self.store = Store(settings)
         self.retrievers = RetrieverCache(settings.dense_memory_max)
-        self._embedder: Any = None
+        self._embedder: Embedder | None = None
         self._answerer: ExtractiveAnswerer | None = None
-        self._chunker: Any = None
+        self._chunker: Chunker | None = None
         self._load_lock = threading.Lock()
         self._feedback: FeedbackStore | None = None
         self._llm: LLMClient | None = None
 
     # -- components (loaded on first use: the CLI's `search --help` should not load torch) --
     @property
-    def embedder(self) -> Any:
+    def embedder(self) -> Embedder:
         if self._embedder is None:
             with self._load_lock:
                 if self._embedder is None:
@@ -107,7 +96,7 @@ class AssistantService:
         return self._answerer
 
     @property
-    def chunker(self) -> Any:
+    def chunker(self) -> Chunker:
         if self._chunker is None:
             from assistant.chunking import Chunker
 
@@ -126,7 +115,7 @@ class AssistantService:
         progress: Callable[[int, int], None] | None = None,
         wait_s: float = 0.0,
     ) -> IngestSummary:
-        """Sync the collection with files or directories (see ingest.py for the guarantees)."""
+        """Sync the collection with files or directories (guarantees: ingest/pipeline.py)."""
         return self._ingest(
             collection, lambda ing: [ing.run(Path(p), progress=progress) for p in paths], wait_s
         )
@@ -163,7 +152,7 @@ class AssistantService:
 
         chroma_dir = None if self.settings.chroma_url else self.settings.data_dir / "chroma"
         with ingest_lock(self.settings.data_dir, wait_s=wait_s) as interrupted:
-            # embedded Chroma left unreadable by a killed writer is rebuilt (see ingest.py)
+            # embedded Chroma left unreadable by a killed writer is rebuilt (ingest/repair.py)
             parts = run_repairing(attempt, chroma_dir, interrupted, self.store,
                                   lambda: self.embedder)
             for part in parts:
@@ -177,11 +166,10 @@ class AssistantService:
         return total
 
     # -- retrieval --
-    def retriever(self, collection: str | None = None) -> Any:
+    def retriever(self, collection: str | None = None) -> Retriever:
         name = self.collection_name(collection)
         col = self.store.get_collection(name)
-        generation = int((col.metadata or {}).get("cx_generation", 0))
-        return self.retrievers.get(name, col, generation)
+        return self.retrievers.get(name, col, generation(col))
 
     def retrieve(
         self,
@@ -190,17 +178,22 @@ class AssistantService:
         k: int | None = None,
         filters: SearchFilters | None = None,
         mode: RetrieverMode = "hybrid",
-        query_embedding: Any = None,
+        query_embedding: np.ndarray | None = None,
     ) -> list[ScoredChunk]:
         """Chunk-level hybrid retrieval, best first."""
-        retriever = self.retriever(collection)
+        snapshot = self.retriever(collection)
         if query_embedding is None:
             query_embedding = self.embedder.encode_query(query)
+        return self._ranked(snapshot, query, query_embedding, k or self.settings.candidate_k,
+                            filters, mode)
+
+    def _ranked(self, snapshot: Retriever, query: str, embedding: np.ndarray, k: int,
+                filters: SearchFilters | None, mode: RetrieverMode) -> list[ScoredChunk]:
         s = self.settings
-        return retriever.retrieve(
-            query, query_embedding, k or s.candidate_k, to_metadata_filters(filters),
-            mode=mode, dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k,
-            fusion=s.fusion,
+        return snapshot.retrieve(
+            query, embedding, k, to_metadata_filters(filters), mode=mode,
+            dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k,
+            fusion="zscore" if s.fusion == "zscore" else "rrf",  # the setting's two values
         )
 
     def search(
@@ -220,7 +213,7 @@ class AssistantService:
                 doc_id=c.doc_id, title=str(c.metadata.get("title", "")),
                 section=str(c.metadata.get("section", "")), text=c.text,
                 score=round(c.score, 6),
-                metadata={k: c.metadata[k] for k in _PUBLIC_META if k in c.metadata},
+                metadata={k: c.metadata[k] for k in documents.PUBLIC_META if k in c.metadata},
             )
             for c in best_per_document(chunks, top_k)
         ]
@@ -238,158 +231,83 @@ class AssistantService:
         return self._llm
 
     # -- answering --
-    def answer(self, request: AnswerRequest, mode: RetrieverMode = "hybrid") -> AnswerResponse:
-        if self.llm is not None:
-            return next(v for kind, v in self._llm_events(request, mode, False) if kind == "done")
-        query = condense_question(request.question, request.history)
+    def evidence(self, request: AnswerRequest, mode: RetrieverMode = "hybrid") -> Evidence:
+        """What an answer to `request` reads: the condensed query, its embedding, the
+        retrieved chunks and the reading list, all from one snapshot of the collection.
+
+        Both answerers read it, and so do the UI's source cards and evaluation's citation
+        check: nothing an answer cites is read back from Chroma.
+        """
+        llm = self.llm
+        query, failure = condense(llm, request) if llm is not None else (
+            condense_question(request.question, request.history), None)
         embedding = self.embedder.encode_query(query)
+        snapshot = self.retriever(request.collection)
         k = max(self.settings.candidate_k, request.top_k or 0)
-        chunks = self.retrieve(query, request.collection, k, request.filters, mode,
-                               query_embedding=embedding)
-        retriever = self.retriever(request.collection)
-        reading = retriever.with_sentences(reading_list(
-            chunks, request.question, request.top_k or self.settings.answer_chunks))
-        response = abstention() if not reading else self.answerer.answer(
-            embedding, reading, request.question, retriever.furniture, chunks)
-        if query != request.question:
-            response.query = query
-        return response
+        chunks = self._ranked(snapshot, query, embedding, k, request.filters, mode)
+        return Evidence.read(snapshot, request.question, query, embedding, chunks,
+                             request.top_k or self.settings.answer_chunks, failure)
+
+    def answer(self, request: AnswerRequest, mode: RetrieverMode = "hybrid",
+               evidence: Evidence | None = None, sampling: Sampling | None = None
+               ) -> AnswerResponse:
+        """The cited answer, or an abstention; from `evidence` when the caller has read it.
+        `sampling` reaches the model in LLM mode; the extractive answerer has none."""
+        if evidence is None:
+            evidence = self.evidence(request, mode)
+        llm = self.llm
+        if llm is None:
+            return self.answerer.respond(evidence)
+        for event in llm_events(llm, self.answerer, evidence, self.settings, stream=False,
+                                sampling=sampling):
+            if event[0] == "done":
+                return event[1]
+        raise AssertionError("an answer's events end with its done event")
 
     def answer_stream(
-        self, request: AnswerRequest, mode: RetrieverMode = "hybrid"
-    ) -> Iterator[tuple[str, Any]]:
+        self, request: AnswerRequest, mode: RetrieverMode = "hybrid",
+        evidence: Evidence | None = None, sampling: Sampling | None = None,
+    ) -> Iterator[AnswerEvent]:
         """Answer as a stream of events: ("delta", text) pieces, then ("done", response).
 
         The extractive answer is computed whole and sent sentence by sentence; an LLM mode
-        would send its tokens as they arrive. The final event always carries the complete,
+        sends its tokens as they arrive. The final event always carries the complete,
         verified AnswerResponse, so a client can render deltas and then trust the citations.
         In LLM mode the deltas are the model's raw tokens; the final answer text (markers
         renumbered, bad ones removed) or a fallback replaces them.
         """
-        if self.llm is not None:
-            yield from self._llm_events(request, mode, True)
+        if evidence is None:
+            evidence = self.evidence(request, mode)
+        llm = self.llm
+        if llm is not None:
+            yield from llm_events(llm, self.answerer, evidence, self.settings, stream=True,
+                                  sampling=sampling)
             return
-        response = self.answer(request, mode)
+        response = self.answerer.respond(evidence)
         pieces = re.split(r"(?<=\])\s+", response.answer) if not response.abstained else [
             response.answer]
         for i, piece in enumerate(pieces):
             yield "delta", piece if i == len(pieces) - 1 else piece + " "
         yield "done", response
 
-    def _llm_events(
-        self, request: AnswerRequest, mode: RetrieverMode, stream: bool
-    ) -> Iterator[tuple[str, Any]]:
-        """LLM mode: condense, retrieve, generate, verify, as ("delta", str)... ("done", r).
-
-        The extractive answer is computed first: its evidence gate decides abstention (the
-        model is not asked when nothing in the collection is close enough), and it is what
-        the user gets, with a `warning` saying why, whenever the model fails, times out or
-        cites nothing its sources support.
-        """
-        from assistant.answering import CitationError, check_citations
-        from assistant.llm import LLMError, UnusableReply
-        from assistant.prompts import PromptBudgetError, build_answer_prompt
-        from assistant.verification import verify_answer
-
-        llm, s = self.llm, self.settings
-        assert llm is not None
-        query, failure = request.question, None
-        if any(t.role == "user" and t.content.strip() for t in request.history or []):
-            try:
-                query = llm.condense(request.question, request.history or [])
-            except UnusableReply:
-                query = condense_question(request.question, request.history)
-            except LLMError as exc:  # the server is down: do not wait for it twice
-                query, failure = condense_question(request.question, request.history), str(exc)
-        embedding = self.embedder.encode_query(query)
-        chunks = self.retrieve(query, request.collection, max(s.candidate_k, request.top_k or 0),
-                               request.filters, mode, query_embedding=embedding)
-        retriever = self.retriever(request.collection)
-        reading = reading_list(chunks, request.question, request.top_k or s.answer_chunks)
-        extractive = abstention() if not reading else self.answerer.answer(
-            embedding, retriever.with_sentences(reading), request.question,
-            retriever.furniture, chunks)
-        extractive.query = query if query != request.question else None
-
-        def instead(why: str) -> AnswerResponse:
-            return extractive.model_copy(update={
-                "mode": "extractive",
-                "warning": f"LLM answer unavailable, showing the extractive answer: {why}"})
-
-        def fallback(why: str, streamed: bool = False) -> Iterator[tuple[str, Any]]:
-            response = instead(why)
-            if not streamed:
-                yield "delta", response.answer
-            yield "done", response
-
-        if extractive.abstained and failure is None:
-            yield "delta", extractive.answer
-            yield "done", extractive.model_copy(update={"mode": "llm"})
-            return
-        if failure is not None:
-            yield from fallback(failure)
-            return
-        try:
-            prompt = build_answer_prompt(query, reading, s.llm_context_tokens, s.llm_max_tokens)
-        except PromptBudgetError as exc:
-            yield from fallback(str(exc))
-            return
-        text, streamed = "", False
-        try:
-            if stream:
-                for delta in llm.stream(prompt.messages):
-                    text, streamed = text + delta, True
-                    yield "delta", delta
-            else:
-                text = llm.generate(prompt.messages)
-        except LLMError as exc:
-            yield from fallback(str(exc), streamed)
-            return
-        verified = verify_answer(text, prompt.sources, self.answerer.cache,
-                                 s.llm_support_threshold)
-        if verified.says_no_answer:
-            response = abstention()
-            response.mode = "llm"
-        elif verified.report.kept == 0:
-            response = instead("the model's answer cited no source that supports it")
-        else:
-            response = AnswerResponse(answer=verified.answer, abstained=False, mode="llm",
-                                      citations=verified.citations)
-            try:  # the verifier's output must pass the same check as extractive answers
-                check_citations(response, {c.id: c.text for c in reading})
-            except CitationError as exc:
-                response = instead(f"its citations failed the final check ({exc})")
-        response.query = extractive.query
-        response.verification = verified.report
-        if not streamed:
-            yield "delta", response.answer
-        yield "done", response
-
     # -- documents --
+    def _metadata(self, collection: str | None) -> list[Metadata]:
+        """Lean metadata of every chunk readers see: the retriever's snapshot when one is
+        current, else read in pages (one `get` of a large collection fails near 50k chunks)."""
+        name = self.collection_name(collection)
+        col = self.store.get_collection(name)
+        snapshot = self.retrievers.peek(name, col, generation(col))
+        return snapshot.metadatas if snapshot is not None else visible_metadata(col)
+
     def list_documents(
         self, collection: str | None = None, limit: int = 50, offset: int = 0
     ) -> DocumentList:
-        docs = self._documents(collection)
-        ordered = sorted(docs.values(), key=lambda d: d.doc_id)
-        return DocumentList(data=ordered[offset : offset + limit], count=len(ordered))
+        docs = documents.listing(self._metadata(collection))
+        return DocumentList(data=docs[offset : offset + limit], count=len(docs))
 
-    def _documents(self, collection: str | None) -> dict[str, DocumentInfo]:
-        col = self.store.get_collection(self.collection_name(collection))
-        got = col.get(include=["metadatas"])
-        metas = got["metadatas"] or []
-        docs: dict[str, DocumentInfo] = {}
-        for meta in (metas[i] for i in visible_rows(got["ids"], metas)):  # as search sees it
-            doc_id = str(meta.get("doc_id"))
-            info = docs.get(doc_id)
-            if info is None:
-                docs[doc_id] = DocumentInfo(
-                    doc_id=doc_id, title=str(meta.get("title", "")),
-                    doc_type=str(meta.get("doc_type", "")), chunks=1,
-                    ingested_at=str(meta.get("ingested_at", "")),
-                )
-            else:
-                info.chunks += 1
-        return docs
+    def metadata_values(self, key: str, collection: str | None = None) -> list[str]:
+        """Distinct values of one metadata key (e.g. `client`) in a collection, for filters."""
+        return documents.distinct(self._metadata(collection), key)
 
     def delete_document(self, doc_id: str, collection: str | None = None) -> int:
         """Remove a document's chunks and, if it was uploaded, its saved file: a deleted
@@ -400,58 +318,22 @@ class AssistantService:
         with ingest_lock(self.settings.data_dir, wait_s=30):
             got = col.get(where={"doc_id": doc_id}, include=["metadatas"])
             ids = got["ids"]
-            if not ids:
-                raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}")
-            col.delete(ids=ids)
-            self.store.bump_generation(col)
+            # the saved file goes first: a delete killed after it is finished by a retry
             if str(uploads) in {(m or {}).get("source_root") for m in got["metadatas"] or []}:
                 saved = (uploads / doc_id).resolve()
                 if saved.parent == uploads:  # doc_ids of uploads are plain file names
                     saved.unlink(missing_ok=True)
+            # journalled like an ingest: a kill mid-delete leaves the flag for the next writer
+            Journal(lambda: self.store.get_collection(name)).delete(ids)
+            if not ids:
+                raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}")
         self.retrievers.drop(name)
         return len(ids)
 
     def document(self, doc_id: str, collection: str | None = None) -> DocumentDetail:
         """One document's metadata and its chunks in order (DocumentNotFound if absent)."""
-        name = self.collection_name(collection)
-        got = self.store.get_collection(name).get(
-            where={"doc_id": doc_id}, include=["documents", "metadatas"]
-        )
-        # one whole version, as search sees it, even while an ingest replaces the document
-        keep = visible_rows(got["ids"], got["metadatas"] or [])
-        if not keep:
-            raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}")
-        rows = sorted(((got["ids"][i], got["documents"][i], got["metadatas"][i]) for i in keep),
-                      key=lambda r: int(r[2].get("chunk_index", 0)))
-        meta = rows[0][2]
-        return DocumentDetail(
-            doc_id=doc_id, title=str(meta.get("title", "")),
-            doc_type=str(meta.get("doc_type", "")),
-            metadata={k: meta[k] for k in _PUBLIC_META if k in meta and k not in (
-                "chunk_index", "start", "end")},
-            chunks=[ChunkDetail(chunk_id=cid, index=int(m.get("chunk_index", 0)),
-                                section=str(m.get("section", "")), text=text or "",
-                                start=int(m.get("start", 0)), end=int(m.get("end", 0)))
-                    for cid, text, m in rows],
-        )
-
-    def stored_chunks(
-        self, chunk_ids: list[str], collection: str | None = None
-    ) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Text and metadata of the given chunks (a citation's quote is a slice of the text)."""
-        if not chunk_ids:
-            return {}
-        col = self.store.get_collection(self.collection_name(collection))
-        got = col.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents", "metadatas"])
-        return {cid: (text or "", dict(meta or {}))
-                for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"],
-                                           strict=True)}
-
-    def metadata_values(self, key: str, collection: str | None = None) -> list[str]:
-        """Distinct values of one metadata key (e.g. `client`) in a collection, for filters."""
-        col = self.store.get_collection(self.collection_name(collection))
-        metas = col.get(include=["metadatas"])["metadatas"] or []
-        return sorted({str(m[key]) for m in metas if m.get(key) not in (None, "")})
+        return documents.detail(self.store.get_collection(self.collection_name(collection)),
+                                doc_id)
 
     def upload(self, uploads: list[Upload], collection: str | None = None) -> UploadSummary:
         """Save uploaded files under CX_DATA_DIR/uploads/<collection>/ and ingest them.
@@ -497,10 +379,10 @@ class AssistantService:
     def collections(self) -> list[str]:
         return self.store.list_collections()
 
-    def readiness(self, collection: str | None = None) -> dict[str, Any]:
+    def readiness(self, collection: str | None = None) -> dict[str, bool | str]:
         """What /readyz reports: Chroma reachable, embedder loaded, collection present."""
         name = self.collection_name(collection)
-        checks: dict[str, Any] = {"embedder": self._embedder is not None}
+        checks: dict[str, bool | str] = {"embedder": self._embedder is not None}
         try:
             self.store.heartbeat()
             self.store.get_collection(name)

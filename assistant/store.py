@@ -14,9 +14,6 @@ from urllib.parse import urlparse
 from assistant.errors import CollectionNotFound, StoreUnavailable  # noqa: F401 (re-exported)
 from assistant.settings import Settings
 
-GENERATION_KEY = "cx_generation"
-
-
 CONNECT_TIMEOUT_S = 2.0  # connecting, and the readiness heartbeat: loopback or LAN answers fast
 # After a failure, calls fail at once for this long rather than each waiting out a timeout
 # against a frozen server (every waiting request holds an API worker thread).
@@ -29,8 +26,6 @@ def open_client(settings: Settings) -> Any:
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_url:
-        import httpx
-
         # chromadb's HttpClient validates the tenant on creation with no timeout at all, so a
         # frozen server would hang us here forever: ask it for a heartbeat, bounded, first.
         ping_server(settings)
@@ -44,14 +39,26 @@ def open_client(settings: Settings) -> Any:
             )
         except Exception as exc:  # connection refused, DNS, TLS: all mean "not reachable"
             raise unreachable(settings, exc) from exc
-        # chromadb's session has timeout=None: one stalled request would hold an API worker
-        # (and its caller) forever. Bound every request; the session is shared per host:port.
-        client._server._session.timeout = httpx.Timeout(
-            settings.chroma_timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.chroma_timeout_s))
+        _bound_requests(client, settings)
         return client
     path = settings.data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def _bound_requests(client: Any, settings: Settings) -> None:
+    """Give every request of an HttpClient a timeout (CX_CHROMA_TIMEOUT_S).
+
+    chromadb 1.5 creates its httpx session with `timeout=None` and offers no setting for it
+    (its Settings' request timeouts apply to the distributed server, not to this client), so
+    one stalled request would hold an API worker, and its caller, forever. Hence this reach
+    into the private session (`client._server._session`, chromadb 1.5.x), kept here alone:
+    recheck it when chromadb is upgraded. The session is shared per host:port.
+    """
+    import httpx
+
+    client._server._session.timeout = httpx.Timeout(
+        settings.chroma_timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.chroma_timeout_s))
 
 
 def ping_server(settings: Settings) -> None:
@@ -120,6 +127,11 @@ class Store:
                 client = self._client
         return client
 
+    @property
+    def is_open(self) -> bool:
+        """Whether this process has a client on the store (then it must not be probed)."""
+        return self._client is not None
+
     def reset(self) -> None:
         """Forget the client; the next call opens a new one (after a store rebuild)."""
         with self._lock:
@@ -162,31 +174,20 @@ class Store:
             return self._guard(self._call(get))
         except CollectionNotFound:
             raise CollectionNotFound(
-                f"collection {name!r} does not exist; ingest documents into it first"
+                f"collection {name!r} does not exist; ingest documents into it first "
+                f"(upload files, or run `cx-assistant ingest PATH --collection {name}`)"
             ) from None
 
     def get_or_create_collection(self, name: str) -> Any:
         return self._guard(self._call(
             lambda: self.client.get_or_create_collection(
-                name, metadata={"hnsw:space": "cosine", GENERATION_KEY: 0}
+                name, metadata={"hnsw:space": "cosine"}
             )
         ))
 
     def list_collections(self) -> list[str]:
         cols = self._call(lambda: self.client.list_collections())
         return sorted(c if isinstance(c, str) else c.name for c in cols)
-
-    def generation(self, name: str) -> int:
-        """A counter bumped by every ingest that changed the collection (cache key)."""
-        meta = self.get_collection(name).metadata or {}
-        return int(meta.get(GENERATION_KEY, 0))
-
-    def bump_generation(self, collection: Any) -> None:
-        meta = dict(collection.metadata or {})
-        meta[GENERATION_KEY] = int(meta.get(GENERATION_KEY, 0)) + 1
-        meta["cx_updated_at"] = time.time()
-        meta.pop("hnsw:space", None)  # distance metric cannot be changed after creation
-        self._call(lambda: collection.modify(metadata=meta))
 
     def heartbeat(self) -> None:
         """Raise StoreUnavailable unless Chroma answers (a server within CONNECT_TIMEOUT_S)."""

@@ -1,18 +1,21 @@
-"""Shared fixtures: real embedder, real embedded Chroma in a temp CX_DATA_DIR, real files."""
+"""Shared fixtures: real embedder, real embedded Chroma in a temp CX_DATA_DIR, real files.
+
+Helpers (file writers, `serve`, `ChromaServer`, settings) live in tests/helpers/; only
+fixtures live here.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import CORPUS
+from helpers.processes import ChromaServer
+from helpers.settings import make_settings
 
 from assistant.service import AssistantService
-from assistant.settings import Settings, load_settings
-
-REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO / "corpus"
 
 
 @pytest.fixture(autouse=True)
@@ -22,10 +25,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
         if key.startswith("CX_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("CX_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
-
-
-def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    return load_settings(data_dir=data_dir, **overrides)
 
 
 @pytest.fixture
@@ -43,85 +42,8 @@ def corpus_service(tmp_path_factory: pytest.TempPathFactory) -> AssistantService
     return svc
 
 
-def cli_ingest(kb: Path, data_dir: Path) -> None:
-    """Ingest `kb` into `data_dir` with the installed CLI, as a user would before `serve`."""
-    import subprocess
-    import sys
-
-    subprocess.run([str(Path(sys.executable).parent / "cx-assistant"), "ingest", str(kb)],
-                   check=True, capture_output=True,
-                   env={**os.environ, "CX_DATA_DIR": str(data_dir)})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_md(path: Path, title: str, body: str, **meta: object) -> Path:
-    lines = ["---", f"title: \"{title}\""]
-    for key, value in meta.items():
-        lines.append(f"{key}: {value}")
-    lines += ["---", "", body]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def write_pdf(path: Path, title: str, paragraphs: list[str]) -> Path:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_title(title)
-    pdf.set_author("Test Author")
-    pdf.set_keywords("alpha, beta")
-    for para in paragraphs:
-        pdf.add_page()
-        pdf.set_font("Helvetica", size=11)
-        pdf.multi_cell(0, 6, para)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(path))
-    return path
-
-
-def write_docx(path: Path, title: str, sections: dict[str, list[str]], **props: str) -> Path:
-    import docx
-
-    document = docx.Document()
-    document.core_properties.title = title
-    for key, value in props.items():
-        setattr(document.core_properties, key, value)
-    for heading, paragraphs in sections.items():
-        document.add_heading(heading, level=1)
-        for para in paragraphs:
-            document.add_paragraph(para)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document.save(str(path))
-    return path
-
-
-def write_bad_files(root: Path) -> dict[str, str]:
-    """Files a real batch contains that cannot be indexed; returns name → a fragment of the
-    reason ingest must give. Each must be skipped by name while the rest of the batch lands."""
-    import os
-
-    from assistant.ingest import MAX_FILE_BYTES
-
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "junk.md").write_bytes(b"\x00\x01\x02\x00 binary")
-    # Binary with no NUL byte (what the cp1252 fallback would otherwise index as text).
-    (root / "noise.md").write_bytes(bytes(b for b in os.urandom(65536) if b))
-    (root / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
-    real = write_pdf(root / "_tmp.pdf", "Cut", ["A page about survey design. " * 20])
-    (root / "truncated.pdf").write_bytes(real.read_bytes()[: real.stat().st_size // 2])
-    real.unlink()
-    (root / "broken.docx").write_bytes(b"PK\x03\x04 not a zip archive")
-    (root / "empty.txt").write_text("", "utf-8")
-    (root / "bad-date.md").write_text("---\ntitle: Dated\ndate: 2024-13-45\n---\n\nText.\n")
-    with open(root / "huge.txt", "wb") as handle:  # sparse: instant, no disk used
-        handle.truncate(MAX_FILE_BYTES + 1)
-    return {"junk.md": "binary", "noise.md": "binary", "broken.pdf": "PDF could not be parsed",
-            "truncated.pdf": "PDF could not be parsed", "broken.docx": "DOCX could not be",
-            "empty.txt": "no text", "bad-date.md": "month must be in 1..12",
-            "huge.txt": "larger than 50 MB"}
+@pytest.fixture
+def chroma_url(tmp_path: Path) -> Iterator[str]:
+    """A real `chroma run` on loopback for one test: its URL, for CX_CHROMA_URL."""
+    with ChromaServer(tmp_path / "chroma-server") as chroma:
+        yield chroma.url

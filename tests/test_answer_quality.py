@@ -163,7 +163,7 @@ def test_page_furniture_is_recognised_by_wording_and_by_repetition() -> None:
 def test_page_furniture_is_never_quoted(tmp_path, corpus_service: AssistantService) -> None:
     """Two saved web pages sharing a template: the template is never the answer, even when
     the question names the firm it talks about."""
-    from conftest import make_settings
+    from helpers.settings import make_settings
 
     kb = tmp_path / "kb"
     kb.mkdir()

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import cli_ingest, free_port, write_md
-
-BIN = Path(sys.executable).parent / "cx-assistant"
-
-
-def start_server(data_dir: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, "CX_DATA_DIR": str(data_dir), **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server did not become healthy")
+from helpers.files import write_md
+from helpers.processes import cli_ingest, serve
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +22,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
              "# Acme churn\n\nAcme's churn fell from 2.1% to 1.6% after the fix.",
              doc_type="finding", client="Acme")
     cli_ingest(kb, data)
-    proc, base = start_server(data)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve(data) as served:
+        yield served.url
 
 
 def test_health_and_ready(server: str) -> None:
@@ -114,8 +86,8 @@ def test_bad_input_gets_a_clear_4xx(
 
 
 def test_api_keys(tmp_path: Path) -> None:
-    proc, base = start_server(tmp_path / "data", CX_API_KEYS="k1,secret-two")
-    try:
+    with serve(tmp_path / "data", CX_API_KEYS="k1,secret-two") as served:
+        base = served.url
         assert httpx.get(f"{base}/healthz").status_code == 200
         q = {"query": "x"}
         assert httpx.post(f"{base}/v1/search", json=q).status_code == 401
@@ -124,8 +96,4 @@ def test_api_keys(tmp_path: Path) -> None:
         right = httpx.post(f"{base}/v1/search", json=q,
                            headers={"Authorization": "Bearer secret-two"})
         assert right.status_code == 404  # authorised; the collection simply does not exist yet
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log = proc.stderr.read().decode() if proc.stderr else ""
-        assert "secret-two" not in log
+    assert "secret-two" not in served.log_text()

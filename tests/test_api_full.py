@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import cli_ingest, write_md
-from test_api import start_server
+from helpers.files import write_md
+from helpers.processes import cli_ingest, serve
 
 from assistant.uploads import UploadError, safe_filename
 
-BIN = Path(sys.executable).parent / "cx-assistant"
 MAX_BYTES = 4096
 MAX_FILES = 3
 
@@ -53,11 +51,9 @@ def data_dir(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[str]:
-    proc, base = start_server(data_dir, CX_UPLOAD_MAX_BYTES=str(MAX_BYTES),
-                              CX_UPLOAD_MAX_FILES=str(MAX_FILES))
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve(data_dir, CX_UPLOAD_MAX_BYTES=str(MAX_BYTES),
+               CX_UPLOAD_MAX_FILES=str(MAX_FILES)) as served:
+        yield served.url
 
 
 def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, object]]]:
@@ -264,9 +260,9 @@ def test_safe_filename() -> None:
 def test_keys_required_everywhere_when_reads_are_not_public(
     pristine: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    proc, base = start_server(copy_of(pristine, tmp_path_factory), CX_API_KEYS="k1,secret-two")
     key = {"Authorization": "Bearer secret-two"}
-    try:
+    with serve(copy_of(pristine, tmp_path_factory), CX_API_KEYS="k1,secret-two") as served:
+        base = served.url
         for method, path, body in [("get", "/v1/documents", None),
                                    ("get", "/v1/documents/findings/acme.md", None),
                                    ("get", "/v1/collections", None),
@@ -284,17 +280,14 @@ def test_keys_required_everywhere_when_reads_are_not_public(
         assert login.status_code == 200, login.text
         bad = httpx.post(f"{base}/ui/login", data={"username": "me", "password": "nope"})
         assert bad.status_code >= 400
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_public_read_opens_reads_but_not_writes(
     pristine: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    proc, base = start_server(copy_of(pristine, tmp_path_factory), CX_API_KEYS="writer-key",
-                              CX_PUBLIC_READ="true")
-    try:
+    with serve(copy_of(pristine, tmp_path_factory), CX_API_KEYS="writer-key",
+               CX_PUBLIC_READ="true") as served:
+        base = served.url
         assert httpx.get(f"{base}/v1/documents").status_code == 200
         assert httpx.post(f"{base}/v1/search", json={"query": "churn"}).status_code == 200
         assert httpx.post(f"{base}/v1/answer", json={"question": "Acme churn?"},
@@ -319,9 +312,6 @@ def test_public_read_opens_reads_but_not_writes(
         assert ok.status_code == 200 and ok.json()["doc_ids"] == ["w.txt"]
         assert httpx.delete(f"{base}/v1/documents/w.txt",
                             headers={"Authorization": "Bearer writer-key"}).status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_openapi_manual_lists_every_route(server: str) -> None:

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import free_port, make_settings, write_md
+from helpers.files import write_md
+from helpers.processes import free_port
+from helpers.settings import make_settings
 
 from assistant.service import AssistantService
 from assistant.store import StoreUnavailable
-
-CHROMA = Path(sys.executable).parent / "chroma"
-
-
-@pytest.fixture
-def chroma_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def test_ingest_search_answer_over_chroma_server(chroma_url: str, tmp_path: Path) -> None:

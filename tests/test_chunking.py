@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from assistant.chunking import Chunker
+from assistant.chunking import Chunk, Chunker
 from assistant.embeddings import load_embedder
 from assistant.settings import bundled_model_path
 
@@ -36,6 +37,22 @@ def _chunker(size: int = 64, overlap: int = 8) -> tuple[Chunker, object]:
     return Chunker(tokenizer, size, overlap), tokenizer
 
 
+def assert_covers(text: str, chunks: list[Chunk]) -> None:
+    """Every non-blank character of `text` outside heading lines (a heading alone is dropped:
+    it is its section's name) lies in some chunk, so nothing was lost, and a splitter that
+    returns nothing fails here rather than passing every per-chunk check."""
+    assert chunks, "the splitter returned no chunks"
+    covered = bytearray(len(text))
+    for chunk in chunks:
+        covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
+    headings = bytearray(len(text))
+    for match in re.finditer(r"^#{1,6} [^\n]*", text, re.M):
+        headings[match.start() : match.end()] = b"\x01" * (match.end() - match.start())
+    lost = [i for i, ch in enumerate(text)
+            if not ch.isspace() and not covered[i] and not headings[i]]
+    assert not lost, f"{len(lost)} characters in no chunk, from {text[lost[0]:lost[0] + 60]!r}"
+
+
 def test_spans_map_back_to_source() -> None:
     chunker, _ = _chunker()
     chunks = chunker.split(TEXT)
@@ -47,8 +64,11 @@ def test_spans_map_back_to_source() -> None:
 
 def test_chunks_fit_the_token_budget() -> None:
     chunker, tokenizer = _chunker(64, 8)
-    for chunk in chunker.split(TEXT):
-        assert len(tokenizer.tokenize(chunk.text)) <= 64
+    chunks = chunker.split(TEXT)
+    assert_covers(TEXT, chunks)
+    sizes = [len(tokenizer.tokenize(chunk.text)) for chunk in chunks]
+    assert max(sizes) <= 64
+    assert max(sizes) > 32  # filled towards the budget, not cut into crumbs
 
 
 def test_sections_follow_header_path_and_skip_code_blocks() -> None:
@@ -76,9 +96,13 @@ def test_corpus_documents_chunk_exactly(tmp_path: Path) -> None:
 
     chunker, tokenizer = _chunker(200, 32)
     corpus = Path(__file__).resolve().parent.parent / "corpus"
-    for path in sorted(corpus.rglob("*.md"))[:10]:
+    paths = sorted(corpus.rglob("*.md"))[:10]
+    assert len(paths) == 10
+    for path in paths:
         loaded = read_file(path, path.name)
-        for chunk in chunker.split(loaded.text):
+        chunks = chunker.split(loaded.text)
+        assert_covers(loaded.text, chunks)
+        for chunk in chunks:
             assert loaded.text[chunk.start : chunk.end] == chunk.text
             assert len(tokenizer.tokenize(chunk.text)) <= 200
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import write_md
-
-BIN = Path(sys.executable).parent / "cx-assistant"
+from helpers.files import write_md
+from helpers.processes import CLI
 
 
 def run(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "CX_DATA_DIR": str(data_dir), **env}
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=full_env,
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=full_env,
                           timeout=300)
 
 

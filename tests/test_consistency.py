@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import free_port, write_md
-from test_chroma_server import chroma_url  # noqa: F401  (the fixture)
+import pytest
+from helpers.files import write_md
+from helpers.processes import CLI, serve
 
-CLI = Path(sys.executable).parent / "cx-assistant"
+pytestmark = pytest.mark.slow  # each hammers a real serve for a minute or more
+
 POLICY = "refund-policy.md"
 MEMO = "retired-memo.md"
 QUESTION = "What is the refund window and who approves refunds outside the window?"
@@ -132,27 +133,6 @@ class Hammer:
             t.join(timeout=180)
 
 
-def start_server(data: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`cx-assistant serve` on a free port, its log in a file (a pipe would fill and block
-    it under this many requests); returns once /healthz answers."""
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "CX_DATA_DIR": str(data), **env}, stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("server did not become healthy")
-
-
 def errors_in(log: Path) -> str:
     """The server's tracebacks, to show with a failure."""
     text = log.read_text(errors="replace")
@@ -177,8 +157,8 @@ def notes(kb: Path, count: int, rev: int) -> None:
 def test_uploads_and_deletes_through_the_server_while_it_answers(tmp_path: Path) -> None:
     """Embedded Chroma is single-process, so changes go through the serving process."""
     data, log = tmp_path / "data", tmp_path / "serve.log"
-    proc, base = start_server(data, log)
-    try:
+    with serve(data, log=log) as served:
+        base = served.url
         versions = Versions()
         up = httpx.post(f"{base}/v1/documents", timeout=180, files=[
             ("files", (POLICY, policy_text(0).encode())),
@@ -202,13 +182,10 @@ def test_uploads_and_deletes_through_the_server_while_it_answers(tmp_path: Path)
         assert hammer.failures == [], (hammer.failures[:5], errors_in(log))
         assert hammer.requests >= 16, hammer.requests
         assert len(hammer.seen) >= 3 and 8 in hammer.seen, hammer.seen
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_cli_ingest_into_a_chroma_server_while_serve_answers(
-    chroma_url: str, tmp_path: Path,  # noqa: F811
+    chroma_url: str, tmp_path: Path,
 ) -> None:
     """Another process re-ingests a changed tree into the same `chroma run` server."""
     kb = tmp_path / "kb"
@@ -225,8 +202,8 @@ def test_cli_ingest_into_a_chroma_server_while_serve_answers(
 
     ingest()
     log = tmp_path / "serve.log"
-    proc, base = start_server(tmp_path / "serve", log, CX_CHROMA_URL=chroma_url)
-    try:
+    with serve(tmp_path / "serve", log=log, CX_CHROMA_URL=chroma_url) as served:
+        base = served.url
         versions = Versions()
         wait_until_answering(base)
         with Hammer(base, versions) as hammer:
@@ -243,6 +220,3 @@ def test_cli_ingest_into_a_chroma_server_while_serve_answers(
         assert hammer.failures == [], (hammer.failures[:5], errors_in(log))
         assert hammer.requests >= 10, hammer.requests
         assert len(hammer.seen) >= 2 and 2 in hammer.seen, hammer.seen
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

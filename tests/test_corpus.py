@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import CORPUS
+from helpers import CORPUS
 
 from assistant.ingest import discover
 from assistant.schemas import AnswerRequest

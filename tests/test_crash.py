@@ -23,11 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conftest import make_settings, write_md
+import pytest
+from helpers.files import write_md
+from helpers.processes import CLI
+from helpers.settings import make_settings
 
 from assistant.service import AssistantService
 
-CLI = Path(sys.executable).parent / "cx-assistant"
+pytestmark = pytest.mark.slow  # real CLI ingests of hundreds of files, killed and re-run
+
 COLLECTION = "cx-knowledge"
 N_DOCS = 300
 BATCH = "16"  # chunks per ingest batch: many small flushes, so many distinct kill points
@@ -367,3 +371,59 @@ def test_unreadable_embedded_store_is_rebuilt(tmp_path: Path) -> None:
     run = chain.ingest()
     assert "rebuilt from its SQLite tables" in run.stderr, run.stderr
     assert_converged(dump(data), clean_reference(kb, tmp_path / "ref2"), kb)
+
+
+# A document delete in its own process, as the API's DELETE /v1/documents/{doc_id} runs it.
+DELETE = r"""
+import sys
+from assistant.service import AssistantService
+from assistant.settings import load_settings
+AssistantService(load_settings()).delete_document(sys.argv[1])
+"""
+
+
+def delete(data: Path, doc_id: str, kill: str | None = None) -> int:
+    """Delete `doc_id` from the collection in a child process; its exit status."""
+    env = {**os.environ, "CX_DATA_DIR": str(data)}
+    if kill:
+        env["CX_FAULT_KILL"] = kill
+    proc = subprocess.run([sys.executable, "-c", DELETE, doc_id], env=env,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    return proc.returncode
+
+
+def test_killed_delete_is_finished_by_the_next_writer(tmp_path: Path) -> None:
+    """A delete is journalled like an ingest: killed midway, the next delete or ingest ends it.
+
+    Either way the pending flag is cleared and the generation moves, so a server's cached
+    retriever cannot keep showing the deleted document.
+    """
+    kb, data = tmp_path / "kb", tmp_path / "data"
+    for i in range(12):
+        write_doc(kb, i, 0)
+    chain = Chain(kb, data, tmp_path / "trace", random.Random(5))
+    chain.ingest()
+    first, second = (doc_path(kb, i).relative_to(kb).as_posix() for i in (1, 2))
+
+    def state() -> tuple[bool, int, set[str]]:
+        got = dump(data)
+        return (bool(got["meta"].get("cx_ingest_pending")),
+                int(got["meta"].get("cx_generation", 0)), {m["doc_id"] for m in got["metadatas"]})
+
+    _, start, docs = state()
+    # killed before deleting anything: flagged, the document whole; a retried delete ends it
+    assert delete(data, first, kill="remove:1") == -signal.SIGKILL
+    assert state() == (True, start, docs)
+    assert delete(data, first) == 0
+    pending, gen, docs = state()
+    assert not pending and gen > start and first not in docs
+
+    # killed after deleting, before publishing: an ingest with nothing else to do publishes
+    assert delete(data, second, kill="commit:1") == -signal.SIGKILL
+    assert state() == (True, gen, docs - {second})
+    for i in (1, 2):
+        doc_path(kb, i).unlink()
+    chain.ingest()
+    pending, last, _ = state()
+    assert not pending and last > gen
+    assert_converged(dump(data), clean_reference(kb, tmp_path / "ref"), kb)

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_md
+from helpers import REPO
+from helpers.files import write_md
+from helpers.processes import CLI
 
 from assistant import evaluation as ev
 from assistant.beir import mrr_at, ndcg_at, recall_at, score_run
@@ -19,7 +21,6 @@ from assistant.boilerplate import is_boilerplate
 from assistant.report import render
 from assistant.service import AssistantService
 
-BIN = Path(sys.executable).parent / "cx-assistant"
 GATE = REPO / "eval" / "gate.json"
 SUITE = REPO / "eval" / "suites" / "cx_golden.jsonl"
 
@@ -193,7 +194,7 @@ def test_suite_gold_quotes_and_splits_on_real_answers(corpus_service: AssistantS
 
 def _cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CX_DATA_DIR": str(data)}
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env,
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=env,
                           timeout=600)
 
 

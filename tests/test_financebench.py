@@ -11,11 +11,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
+from helpers.processes import CLI
 
 from assistant import financebench as fb
 from assistant.service import AssistantService
@@ -23,7 +23,6 @@ from assistant.settings import load_settings
 
 FB_DIR = Path(os.environ.get("FINANCEBENCH_DIR") or REPO.parent / "shared" / "datasets" /
               "financebench")
-BIN = Path(sys.executable).parent / "cx-assistant"
 needs_data = pytest.mark.skipif(
     not (FB_DIR / "suite.jsonl").is_file() or not (FB_DIR / "pages").is_dir(),
     reason=f"FinanceBench data set not found at {FB_DIR} (set FINANCEBENCH_DIR)")
@@ -143,7 +142,7 @@ def test_eval_financebench_end_to_end(tmp_path: Path) -> None:
     subset, data = _subset(tmp_path / "fb"), tmp_path / "data"
     out, report = tmp_path / "fb.json", tmp_path / "fb.html"
     env = {**os.environ, "CX_DATA_DIR": str(data)}
-    run = subprocess.run([str(BIN), "eval", "--financebench", str(subset), "--out", str(out),
+    run = subprocess.run([str(CLI), "eval", "--financebench", str(subset), "--out", str(out),
                           "--report", str(report), "--fail-under", "retrieval.hit@5=0.5"],
                          capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stderr
@@ -193,7 +192,7 @@ def test_eval_financebench_end_to_end(tmp_path: Path) -> None:
 def test_eval_financebench_refuses_a_wrong_directory(tmp_path: Path) -> None:
     with pytest.raises(fb.FinanceBenchError, match="missing"):
         fb.load_financebench(tmp_path)
-    run = subprocess.run([str(BIN), "eval", "--financebench", str(tmp_path)],
+    run = subprocess.run([str(CLI), "eval", "--financebench", str(tmp_path)],
                          capture_output=True, text=True, timeout=300,
                          env={**os.environ, "CX_DATA_DIR": str(tmp_path / "data")})
     assert run.returncode == 1 and "not a FinanceBench directory" in run.stderr

@@ -16,17 +16,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORPUS, cli_ingest
-from test_api import start_server
+from helpers import CORPUS
+from helpers.processes import BIN, cli_ingest, serve
 
-BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent
 SEED = int(os.environ.get("CX_FUZZ_SEED", "8"))
 MAX_EXAMPLES = 100  # per operation and phase; about 1,900 cases in all
@@ -57,11 +55,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.copy(CORPUS / doc, kb / doc)
     data = tmp_path_factory.mktemp("fuzz-data")
     cli_ingest(kb, data)
-    proc, base = start_server(data, CX_UPLOAD_MAX_BYTES=str(MAX_BYTES),
-                              CX_UPLOAD_MAX_FILES=str(MAX_FILES))
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve(data, CX_UPLOAD_MAX_BYTES=str(MAX_BYTES),
+               CX_UPLOAD_MAX_FILES=str(MAX_FILES)) as served:
+        yield served.url
 
 
 @pytest.mark.slow
@@ -78,7 +74,7 @@ def test_fuzz_the_api_from_its_openapi_schema(server: str, tmp_path: Path) -> No
     ]
     started = time.monotonic()
     run = subprocess.run(command, capture_output=True, text=True, timeout=540, cwd=tmp_path,
-                         env={**os.environ, "SCHEMATHESIS_HOOKS": "fuzz_hooks",
+                         env={**os.environ, "SCHEMATHESIS_HOOKS": "helpers.fuzz_hooks",
                               "PYTHONPATH": str(TESTS)})
     seconds = time.monotonic() - started
     output = run.stdout + run.stderr

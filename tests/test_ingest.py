@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_bad_files, write_docx, write_md, write_pdf
+from helpers.files import write_bad_files, write_docx, write_md, write_pdf
 
 from assistant.ingest import IngestError, discover, ingest_lock
 from assistant.service import AssistantService

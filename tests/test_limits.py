@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import cli_ingest, write_md
-from test_api import start_server
+from helpers.files import write_md
+from helpers.processes import cli_ingest, serve
 
 from assistant.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 
@@ -33,13 +33,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
              "# Defining faults\n\nA Cx Quality Fault is a moment where the customer receives "
              "less than the organisation promised.", doc_type="article")
     cli_ingest(kb, data)
-    proc, base = start_server(data, CX_MAX_QUESTION_CHARS=str(MAX_QUESTION),
-                              CX_UPLOAD_MAX_BYTES=str(MAX_BYTES),
-                              CX_UPLOAD_MAX_FILES=str(MAX_FILES),
-                              CX_MAX_BODY_BYTES=str(MAX_BODY), CX_API_KEYS=KEY)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve(data, CX_MAX_QUESTION_CHARS=str(MAX_QUESTION),
+               CX_UPLOAD_MAX_BYTES=str(MAX_BYTES), CX_UPLOAD_MAX_FILES=str(MAX_FILES),
+               CX_MAX_BODY_BYTES=str(MAX_BODY), CX_API_KEYS=KEY) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import cli_ingest, free_port, make_settings, write_md
-from llm_servers import LlamaCppServer, ScriptedOpenAI
+from helpers.files import write_md
+from helpers.llm_servers import LlamaCppServer, ScriptedOpenAI
+from helpers.processes import cli_ingest, free_port, serve
+from helpers.settings import make_settings
 
 from assistant.answering import check_citations
 from assistant.prompts import ANSWER_SYSTEM, NO_ANSWER, build_answer_prompt
@@ -263,27 +265,20 @@ def test_timeout_and_server_down_fall_back(kb_data: Path) -> None:
 
 
 def test_llm_answer_over_http(kb_dir: Path, llama: LlamaCppServer, tmp_path: Path) -> None:
-    from test_api import start_server
-
     env = {"CX_ANSWER_MODE": "llm", "CX_LLM_BASE_URL": llama.base_url,
            "CX_LLM_MODEL": "smollm2", "CX_LLM_CONTEXT_TOKENS": str(CONTEXT),
            "CX_LLM_MAX_TOKENS": "96", "CX_LLM_API_KEY": "sk-not-to-be-logged"}
     data = tmp_path / "data"
     cli_ingest(kb_dir, data)
-    proc, base = start_server(data, **env)
-    try:
-        r = httpx.post(f"{base}/v1/answer", timeout=120,
+    with serve(data, **env) as served:
+        r = httpx.post(f"{served.url}/v1/answer", timeout=120,
                        json={"question": "Who owns the Cx Quality Scorecard?"})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["verification"]["prompt_version"] == "answer-v1"
         assert body["mode"] == "llm" or "cited no source" in body["warning"]
         assert body["citations"] and all("supported" in c for c in body["citations"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log = proc.stderr.read().decode() if proc.stderr else ""
-        assert "sk-not-to-be-logged" not in log
+    assert "sk-not-to-be-logged" not in served.log_text()
 
 
 # -- scripted replies over the real wire protocol ----------------------------------------------

@@ -12,8 +12,8 @@ from types import ModuleType
 
 import httpx
 import pytest
-from conftest import CORPUS, REPO, cli_ingest
-from test_api import start_server
+from helpers import CORPUS, REPO
+from helpers.processes import cli_ingest, serve
 
 SECONDS = float(os.environ.get("CX_LOAD_SECONDS", "60"))
 CLIENTS = 16
@@ -33,10 +33,8 @@ def load_bench() -> ModuleType:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data: Path = tmp_path_factory.mktemp("load-data")
     cli_ingest(CORPUS, data)
-    proc, base = start_server(data)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve(data) as served:
+        yield served.url
 
 
 @pytest.mark.slow

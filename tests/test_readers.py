@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_docx, write_md, write_pdf
+from helpers.files import write_docx, write_md, write_pdf
 
 from assistant.readers import ReadError, read_file
 

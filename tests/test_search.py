@@ -54,13 +54,17 @@ def test_tag_and_date_filters(corpus_service: AssistantService) -> None:
 
 
 def test_filter_that_matches_nothing_returns_nothing(corpus_service: AssistantService) -> None:
+    # unfiltered, the same query finds the churn finding: the empty result below is the
+    # filter's doing, not a search that finds nothing
+    unfiltered = corpus_service.search("churn").hits
+    assert "findings/brightwave-churn.md" in {h.doc_id for h in unfiltered}
     none = SearchFilters(client=["No Such Client Ltd"])
     assert corpus_service.search("churn", filters=none).hits == []
 
 
 def test_bm25_follows_ingest(service: AssistantService, tmp_path) -> None:
     """The BM25 index is rebuilt from Chroma, so a new document is findable at once."""
-    from conftest import write_md
+    from helpers.files import write_md
 
     root = tmp_path / "kb"
     write_md(root / "a.md", "A", "Promise keepers deliver what promise makers sell.")

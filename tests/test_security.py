@@ -9,8 +9,6 @@ whatever the code might log, the test sees.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
+from helpers.processes import serve
 
 KEYS = ("key-alpha-7Q3x", "key-bravo-9Zp2")
 WRONG = ("key-alpha-7Q3", "key-alpha-7Q3xx", "wrong-key-4Rt8", ",".join(KEYS))
-# Print every log record at DEBUG with all its attributes, then run the real CLI.
+# Print every log record at DEBUG with all its attributes, then run the real CLI with the
+# arguments serve() appends (`serve --host H --port P`).
 SERVE = """
 import logging, sys
 class Everything(logging.Formatter):
@@ -34,7 +33,7 @@ handler = logging.StreamHandler(sys.stderr)
 handler.setFormatter(Everything())
 logging.basicConfig(level=logging.DEBUG, handlers=[handler])
 from assistant.cli import main
-sys.argv = ["cx-assistant", "serve", "--port", sys.argv[1]]
+sys.argv = ["cx-assistant", *sys.argv[1:]]
 main()
 """
 
@@ -44,24 +43,9 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path,
     """(base URL, data dir, log file) of a serve with CX_API_KEYS, reads not public."""
     root = tmp_path_factory.mktemp("security")
     data, log = root / "data", root / "serve.log"
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(port)], stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "CX_DATA_DIR": str(data), "CX_API_KEYS": ",".join(KEYS)})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "serve did not become healthy"
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    yield base, data, log
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve(data, log=log, launcher=[sys.executable, "-c", SERVE],
+               CX_API_KEYS=",".join(KEYS)) as served:
+        yield served.url, data, log
 
 
 def auth(key: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import write_md
+from helpers.files import write_md
 
 from assistant.answering import split_sentences
 from assistant.embeddings import load_embedder

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import cli_ingest, write_md
-from test_api import start_server
+from helpers.browser import CHROMIUM, LAUNCH_ARGS
+from helpers.files import write_md
+from helpers.processes import cli_ingest, serve
 
-BIN = Path(sys.executable).parent / "cx-assistant"
-CHROMIUM = Path("/usr/bin/chromium")
-# OFFLINE.md: Playwright's own browser download fails here; these flags keep chromium quiet.
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path(os.environ.get("CX_UI_SCREENSHOT", "/tmp/cx-ui-flow.png"))
 EVIL_NAME = "<img src=x onerror=alert(1)>.md"
 EVIL_BODY = (
@@ -42,10 +37,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_md(kb / EVIL_NAME, "<script>alert('title')</script>", EVIL_BODY,
              doc_type="playbook", client="\"<img src=x onerror=alert(4)>\"")
     cli_ingest(kb, data)
-    proc, base = start_server(data)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve(data) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
@@ -118,20 +111,29 @@ def test_ask_cite_open_source_and_give_feedback(page: Any, server: str) -> None:
     assert page.dialogs == []
 
 
-def test_filters_follow_ups_and_examples(page: Any) -> None:
+def test_filters_follow_ups_and_examples(page: Any, server: str) -> None:
     page.locator("#cx-chat button", has_text="What belongs on a Cx Quality Scorecard?").click()
     page.wait_for_function(
         "document.querySelector('#cx-sources').innerText.includes('Scorecard')")
     page.click("#cx-clear")
     page.wait_for_function("!document.querySelector('#cx-sources details')")
 
+    # Unfiltered, this question is answered from the article: only the doc-type filter
+    # chosen below can keep that article out of the chat's sources.
+    definition = "What is a Cx Quality Fault?"
+    unfiltered = httpx.post(f"{server}/v1/answer", json={"question": definition},
+                            timeout=60).json()
+    assert "articles/faults.md" in {c["doc_id"] for c in unfiltered["citations"]}
     page.click("#cx-filters")
     page.locator("#cx-doctype label", has_text="finding").click()
+    ask(page, definition)
+    assert "Defining faults" not in page.locator("#cx-sources").inner_text()
     ask(page, "How much did churn fall?")
-    assert "Acme churn" in page.locator("#cx-src-0-1").inner_text()
+    assert "Acme churn" in page.locator("#cx-src-1-1").inner_text()
     ask(page, "and what caused it?")  # a follow-up: leans on the previous question
     text = page.locator("#cx-sources").inner_text()
-    assert "Q2: and what caused it?" in text and "Acme churn" in text
+    assert "Q3: and what caused it?" in text and "Acme churn" in text
+    assert set(page.locator("#cx-sources .cx-type").all_inner_texts()) == {"finding"}
 
 
 def test_untrusted_text_renders_inert(page: Any, server: str, tmp_path: Path) -> None:

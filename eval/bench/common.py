@@ -9,21 +9,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from assistant.beir import load_beir  # noqa: E402
+
+# tests/helpers starts `serve` for the benchmarks exactly as it does for the tests
+from tests.helpers.processes import serve  # noqa: E402,F401
 
 BENCH_DIR = Path(os.environ.get("CX_BENCH_DIR", REPO / ".cx-bench"))  # scratch, git-ignored
 RESULTS = REPO / "eval" / "results"
@@ -134,50 +134,6 @@ def peak_rss_mb(pid: int) -> float:
 
 def self_peak_rss_mb() -> float:
     return peak_rss_mb(os.getpid())
-
-
-@contextmanager
-def served(data_dir: Path, port: int, env: dict[str, str] | None = None) -> Iterator[dict]:
-    """`cx-assistant serve` on a data dir; yields its pid, URL and start-up times."""
-    proc = subprocess.Popen(
-        [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **OFFLINE_ENV, "CX_DATA_DIR": str(data_dir), **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
-    info: dict[str, Any] = {"pid": proc.pid, "url": url}
-    try:
-        info["healthy_s"] = _wait_for(f"{url}/healthz", proc, started)
-        info["ready_s"] = _wait_for(f"{url}/readyz", proc, started)
-        yield info
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_for(url: str, proc: subprocess.Popen, started: float, limit_s: float = 180) -> float:
-    while time.perf_counter() - started < limit_s:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return round(time.perf_counter() - started, 2)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not healthy after {limit_s} s")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def show(title: str, columns: list[str], rows: list[list[Any]]) -> None:

@@ -29,13 +29,13 @@ from typing import Any
 import httpx
 from common import (
     BENCH_DIR,
+    OFFLINE_ENV,
     RESULTS,
-    free_port,
     peak_rss_mb,
     percentiles,
     scifact_queries,
     self_peak_rss_mb,
-    served,
+    serve,
     show,
     write_json,
 )
@@ -132,8 +132,8 @@ def bench_http(data_dir: Path, questions: list[str]) -> dict[str, Any]:
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(data_dir, copy)
     # no question cache in this server: every request pays for its query encode
-    with served(copy, free_port(), {"CX_QUERY_CACHE_SIZE": "0"}) as info, \
-            httpx.Client(base_url=info["url"], timeout=120) as client:
+    with serve(copy, ready=True, CX_QUERY_CACHE_SIZE="0", **OFFLINE_ENV) as served, \
+            httpx.Client(base_url=served.url, timeout=120) as client:
         def search(q: str) -> None:
             client.post("/v1/search", json={"query": q, "top_k": 10}).raise_for_status()
 
@@ -141,12 +141,12 @@ def bench_http(data_dir: Path, questions: list[str]) -> dict[str, Any]:
             client.post("/v1/answer", json={"question": q}).raise_for_status()
 
         search("warm-up")
-        out: dict[str, Any] = {"healthy_s": info["healthy_s"], "ready_s": info["ready_s"]}
+        out: dict[str, Any] = {"healthy_s": served.healthy_s, "ready_s": served.ready_s}
         out["search"] = percentiles(timed(search, questions)[0])
         out["answer"] = percentiles(timed(answer, questions)[0])
         out["search_8_clients"] = concurrent(search, questions)
         out["answer_8_clients"] = concurrent(answer, questions)
-        out["serve_peak_rss_mb"] = peak_rss_mb(info["pid"])
+        out["serve_peak_rss_mb"] = peak_rss_mb(served.proc.pid)
     return out
 
 

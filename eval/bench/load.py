@@ -19,8 +19,6 @@ import argparse
 import json
 import math
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -148,40 +146,18 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve_corpus(corpus: Path = REPO / "corpus", **env: str) -> Iterator[str]:
     """Ingest `corpus` into a temporary data dir and serve it on loopback (for local runs)."""
-    bin_dir = Path(sys.executable).parent
+    if str(REPO) not in sys.path:  # a script: tests/helpers starts serve as the tests do
+        sys.path.insert(0, str(REPO))
+    from tests.helpers.processes import cli_ingest, serve
+
     with tempfile.TemporaryDirectory(prefix="cx-load-") as tmp:
-        environ = {**os.environ, "CX_DATA_DIR": str(Path(tmp) / "data"), **env}
-        subprocess.run([str(bin_dir / "cx-assistant"), "ingest", str(corpus)], check=True,
-                       capture_output=True, env=environ)
-        port = _free_port()
-        proc = subprocess.Popen([str(bin_dir / "cx-assistant"), "serve", "--host",
-                                 "127.0.0.1", "--port", str(port)], env=environ,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("cx-assistant serve did not start")
-                time.sleep(0.3)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+        data = Path(tmp) / "data"
+        cli_ingest(corpus, data)
+        with serve(data, **env) as served:
+            yield served.url
 
 
 def main() -> None:

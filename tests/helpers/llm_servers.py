@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import free_port
+
+from .processes import free_port
 
 
 def smollm2_path() -> Path:

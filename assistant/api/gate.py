@@ -11,11 +11,15 @@ as they arrive when the length is not declared (chunked transfer).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant.settings import Settings
+
+Refusal = tuple[int, str, dict[str, str]]  # status, detail, headers
 
 
 class BodyTooLarge(HTTPException):
@@ -38,6 +42,31 @@ class BodyLimit:
                 f"and this body {sent}")
 
 
+@dataclass(frozen=True)
+class BodyLimits:
+    """The two caps: uploads (the API's and the chat UI's) and every other body."""
+
+    body: BodyLimit
+    upload: BodyLimit
+    upload_max_files: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> BodyLimits:
+        return cls(
+            body=BodyLimit(s.max_body_bytes, "CX_MAX_BODY_BYTES"),
+            upload=BodyLimit(  # the files themselves plus 1 MiB for the multipart framing
+                s.upload_max_files * s.upload_max_bytes + 2**20,
+                "CX_UPLOAD_MAX_FILES x CX_UPLOAD_MAX_BYTES, plus 1 MiB for the form itself"),
+            upload_max_files=s.upload_max_files,
+        )
+
+    def for_scope(self, scope: Scope) -> BodyLimit:
+        """Uploads get the upload cap, everything else CX_MAX_BODY_BYTES."""
+        path = scope["path"]
+        is_upload = scope["method"] == "POST" and path.rstrip("/") == "/v1/documents"
+        return self.upload if is_upload or path.startswith("/ui") else self.body
+
+
 class RequestGate:
     """ASGI middleware: `refuse(scope)` may answer (status, detail, headers) to stop a request
     before its body is read; `limit_for(scope)` gives the body cap for that request."""
@@ -47,7 +76,7 @@ class RequestGate:
         app: ASGIApp,
         *,
         limit_for: Callable[[Scope], BodyLimit],
-        refuse: Callable[[Scope], tuple[int, str, dict[str, str]] | None],
+        refuse: Callable[[Scope], Awaitable[Refusal | None]],
     ) -> None:
         self.app = app
         self.limit_for = limit_for
@@ -57,7 +86,7 @@ class RequestGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self.refuse(scope)
+        refusal = await self.refuse(scope)
         if refusal is not None:  # close: the unread body must not be taken for a next request
             status, detail, headers = refusal
             await _send_json(send, status, detail, {**headers, "connection": "close"})

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/test_fuzz.py (loaded through SCHEMATHESIS_HOOKS).
+"""Schemathesis hooks for tests/test_fuzz.py (SCHEMATHESIS_HOOKS=helpers.fuzz_hooks).
 
 Schemathesis names an uploaded file after its form field ("files"), which the API refuses for
 want of an extension, so without help no fuzzed upload would ever reach ingestion. Declaring

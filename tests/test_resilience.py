@@ -1,5 +1,7 @@
-"""Faults, with real parts: a `chroma run` server stopped, killed or frozen under a running
-`cx-assistant serve`; a serve started before Chroma; broken embedding model files.
+"""Resilience when the parts around us fail, with real parts: a `chroma run` server stopped,
+killed or frozen under a running `cx-assistant serve`; a serve started before Chroma; files
+that cannot be read in a batch; broken embedding model files. (The ingest's own crash points,
+assistant/ingest/faults.py, are tests/test_crash.py's.)
 
 The contract under a Chroma outage: /healthz stays 200 (the process is alive), /readyz and
 every data route answer 503 within seconds with a message naming the Chroma URL and what to
@@ -14,20 +16,19 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, write_bad_files
-from test_api import start_server
+from helpers.browser import CHROMIUM, LAUNCH_ARGS
+from helpers.files import write_bad_files
+from helpers.processes import CLI, ChromaServer, free_port, serve
 
-BIN = Path(sys.executable).parent / "cx-assistant"
-CHROMA = Path(sys.executable).parent / "chroma"
 TIMEOUT_S = 3  # CX_CHROMA_TIMEOUT_S for the server under test: bounds the frozen-server case
 FAST_S = 6.0  # the longest a 503 may take (timeout plus scheduling slack on a busy 2-core box)
 QUESTION = "How long does the Cx task force meet?"
@@ -40,44 +41,6 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("document", "GET", "/v1/documents/task-force.md", None),
     ("collections", "GET", "/v1/collections", None),
 ]
-
-
-class ChromaServer:
-    """A `chroma run` process on a fixed port and data path that can be stopped and restarted."""
-
-    def __init__(self, path: Path, port: int | None = None) -> None:
-        self.path = path
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        """Start and wait for the heartbeat; returns the seconds that took."""
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        while time.monotonic() - started < 60:
-            assert self.proc.poll() is None, "chroma run exited during start-up"
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.proc.kill()
-        raise AssertionError("chroma run did not start within 60 s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-        self.proc = None
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
 
 
 class Traffic(threading.Thread):
@@ -184,39 +147,34 @@ def _kb(root: Path) -> Path:
 
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env})
 
 
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path_factory.mktemp("faults-chroma") / "chroma")
-    server.start()
-    yield server
-    if server.proc is not None:
-        server.proc.send_signal(signal.SIGCONT)
-        server.stop()
+    with ChromaServer(tmp_path_factory.mktemp("resilience-chroma") / "chroma") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def api_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("faults-data")
+    return tmp_path_factory.mktemp("resilience-data")
 
 
 @pytest.fixture(scope="module")
 def api(chroma: ChromaServer, api_data: Path) -> Iterator[str]:
     """`serve` over the Chroma server, with three documents uploaded."""
-    proc, base = start_server(api_data, CX_CHROMA_URL=chroma.url,
-                              CX_CHROMA_TIMEOUT_S=str(TIMEOUT_S))
-    upload_kb(base)
-    wait_ready(base)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-    log = proc.stderr.read().decode() if proc.stderr else ""
+    with serve(api_data, CX_CHROMA_URL=chroma.url,
+               CX_CHROMA_TIMEOUT_S=str(TIMEOUT_S)) as served:
+        upload_kb(served.url)
+        wait_ready(served.url)
+        yield served.url
+    log = served.log_text()
     assert "Traceback" not in log, log[-3000:]  # every outage was handled, none escaped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_chroma_stopped_mid_traffic_then_restarted(
     api: str, chroma: ChromaServer, sig: int
@@ -253,6 +211,7 @@ def test_chroma_stopped_mid_traffic_then_restarted(
           f"{recovered_s:.2f} s after Chroma's heartbeat returned; {len(log)} requests")
 
 
+@pytest.mark.slow
 def test_frozen_chroma_times_out_to_503_then_recovers(api: str, chroma: ChromaServer) -> None:
     """SIGSTOP: the port still accepts connections but nothing answers. chromadb's own client
     has no timeout, so without CX_CHROMA_TIMEOUT_S this hangs every request forever."""
@@ -270,16 +229,16 @@ def test_frozen_chroma_times_out_to_503_then_recovers(api: str, chroma: ChromaSe
           f"{recovered_s:.2f} s after SIGCONT")
 
 
+@pytest.mark.slow
 def test_serve_started_before_chroma_recovers_when_it_comes_up(tmp_path: Path) -> None:
     """A serve, its chat and the CLI pointed at a Chroma that is not up yet: alive, not
     ready, clear errors; then ready by itself once Chroma starts and documents arrive."""
     from playwright.sync_api import sync_playwright
-    from test_ui import CHROMIUM, LAUNCH_ARGS
 
     chroma = ChromaServer(tmp_path / "chroma")
     env = {"CX_DATA_DIR": str(tmp_path / "data"), "CX_CHROMA_URL": chroma.url}
-    proc, base = start_server(tmp_path / "data", **env)
-    try:
+    with closing(chroma), serve(tmp_path / "data", **env) as served:  # chroma: not yet up
+        base = served.url
         assert_outage_answers(base, chroma.url)
         search = cli("search", "task force", **env)
         assert search.returncode != 0 and "Traceback" not in search.stderr
@@ -313,17 +272,13 @@ def test_serve_started_before_chroma_recovers_when_it_comes_up(tmp_path: Path) -
         wait_ready(base)
         hits = httpx.post(f"{base}/v1/search", json={"query": "task force"}, timeout=60)
         assert hits.status_code == 200 and hits.json()["hits"][0]["doc_id"] == "task-force.md"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if chroma.proc is not None:
-            chroma.stop()
-    log = proc.stderr.read().decode() if proc.stderr else ""
+    log = served.log_text()
     assert "Traceback" not in log, log[-3000:]
 
 
 # -- malformed, huge and unreadable files in a batch: skipped by name, the rest lands --
 
+@pytest.mark.slow  # quick itself, but needs the outage tests' `chroma run` and serve
 def test_bad_files_in_an_upload_are_skipped_by_name(api: str, api_data: Path,
                                                     tmp_path: Path) -> None:
     bad = write_bad_files(tmp_path / "bad")
@@ -441,7 +396,7 @@ def test_broken_model_stops_serve_before_it_listens(breakage: Any, tmp_path: Pat
     model = _model_copy(tmp_path)
     says = breakage(model)
     result = subprocess.run(
-        [str(BIN), "serve", "--port", str(free_port())], capture_output=True, text=True,
+        [str(CLI), "serve", "--port", str(free_port())], capture_output=True, text=True,
         timeout=120, env={**os.environ, "CX_DATA_DIR": str(tmp_path / "data"),
                           "CX_EMBEDDING_MODEL_PATH": str(model)})
     assert result.returncode != 0

@@ -1,0 +1,67 @@
+"""/v1/documents: list, read, upload and delete documents of a collection."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Path, Query, UploadFile
+
+from assistant.api.deps import ReadKey, ServiceDep, WriteKey
+from assistant.api.errors import error_responses
+from assistant.schemas import CollectionName, DocumentDetail, DocumentList, UploadSummary
+from assistant.uploads import Upload
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+DOC_ID_EXAMPLE = "articles/cx-quality-faults.md"  # a document of the sample corpus
+CollectionQuery = Annotated[CollectionName | None, Query()]
+DocId = Annotated[str, Path(min_length=1, max_length=1024, examples=[DOC_ID_EXAMPLE])]
+
+
+@router.get("", response_model=DocumentList, dependencies=[ReadKey],
+            responses=error_responses(401, 404, 422, 503))
+def list_documents(
+    service: ServiceDep,
+    collection: CollectionQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    """Documents in a collection, by doc_id; `count` is the total, not the page size."""
+    return service.list_documents(collection, limit, offset)
+
+
+@router.get("/{doc_id:path}", response_model=DocumentDetail, dependencies=[ReadKey],
+            responses=error_responses(401, 404, 422, 503))
+def get_document(service: ServiceDep, doc_id: DocId,
+                 collection: CollectionQuery = None) -> DocumentDetail:
+    """One document: its metadata and its chunks in order (404 if it is not there)."""
+    return service.document(doc_id, collection)
+
+
+@router.post("", response_model=UploadSummary, dependencies=[WriteKey],
+             responses=error_responses(400, 401, 409, 413, 415, 422, 503))
+def upload_documents(
+    service: ServiceDep,
+    files: Annotated[list[UploadFile], File(description="One or more files to ingest.")],
+    collection: CollectionQuery = None,
+) -> UploadSummary:
+    """Upload files (multipart field `files`, repeatable) and ingest them.
+
+    Accepted: .md, .markdown, .txt, .html, .htm, .pdf, .docx, each up to
+    CX_UPLOAD_MAX_BYTES, at most CX_UPLOAD_MAX_FILES per request. File names are
+    sanitised (directories dropped, unusual characters replaced) and become the doc_id;
+    uploading the same name again re-indexes that document. Returns the ingest summary.
+    """
+    cap = service.settings.upload_max_bytes
+    # Read one byte past the cap so an oversized file is detected without reading it all.
+    uploads = [Upload(f.filename or "", f.file.read(cap + 1)) for f in files]
+    return service.upload(uploads, collection)
+
+
+@router.delete("/{doc_id:path}", dependencies=[WriteKey],
+               responses=error_responses(401, 404, 409, 422, 503))
+def delete_document(service: ServiceDep, doc_id: DocId,
+                    collection: CollectionQuery = None) -> dict[str, Any]:
+    """Remove one document and all its chunks (404 if it is not there)."""
+    removed = service.delete_document(doc_id, collection)
+    return {"doc_id": doc_id, "deleted_chunks": removed}
