@@ -1,21 +1,23 @@
 """BEIR-format data sets: load corpus/queries/qrels and score runs exactly as BEIR does.
 
-BEIR scores with pytrec_eval (trec_eval semantics); we reproduce its three measures here
-rather than add that C extension: nDCG@k with linear gains (the qrels grade) and the ideal
-ranking built from the judged documents, Recall@k over documents judged relevant (> 0), and
-MRR@k as the reciprocal rank of the first relevant document within k. Like BEIR, a document
-retrieved for a query with the same id as the query is ignored.
+BEIR scores with pytrec_eval (trec_eval semantics), and so do we, through ir-measures
+(assistant/ranking.py): nDCG@k with linear gains (the qrels grade) and the ideal ranking built
+from the judged documents, Recall@k over documents judged relevant (> 0), and MRR@k as the
+reciprocal rank of the first relevant document within k. Like BEIR, a document retrieved for
+a query with the same id as the query is ignored, and a query with no run scores zero.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.ingest import SourceRecord
+from assistant.ranking import score_one, score_rankings
+
+BEIR_MEASURES = ("ndcg@10", "recall@100", "mrr@10")
 
 
 class BeirError(ValueError):
@@ -67,30 +69,30 @@ def load_beir(directory: Path, split: str = "test") -> BeirDataset:
 
 
 def ndcg_at(ranked: list[str], judged: dict[str, int], k: int) -> float:
-    dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
+    return score_one(ranked, judged, [f"ndcg@{k}"])[f"ndcg@{k}"]
 
 
 def recall_at(ranked: list[str], judged: dict[str, int], k: int) -> float:
-    relevant = {d for d, g in judged.items() if g > 0}
-    return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
+    return score_one(ranked, judged, [f"recall@{k}"])[f"recall@{k}"]
 
 
 def mrr_at(ranked: list[str], judged: dict[str, int], k: int) -> float:
-    for i, d in enumerate(ranked[:k]):
-        if judged.get(d, 0) > 0:
-            return 1.0 / (i + 1)
-    return 0.0
+    return score_one(ranked, judged, [f"mrr@{k}"])[f"mrr@{k}"]
+
+
+def score_queries(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]
+                  ) -> dict[str, dict[str, float]]:
+    """Per judged query: nDCG@10, Recall@100 and MRR@10 (the query's own id left out)."""
+    own_left_out = {qid: [d for d in ranked if d != qid] for qid, ranked in run.items()}
+    return score_rankings(own_left_out, qrels, BEIR_MEASURES)
 
 
 def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     """Mean nDCG@10, Recall@100 and MRR@10 over the judged queries (missing run → 0)."""
-    per: dict[str, list[float]] = {"ndcg@10": [], "recall@100": [], "mrr@10": []}
-    for qid, judged in qrels.items():
-        ranked = [d for d in run.get(qid, []) if d != qid]
-        per["ndcg@10"].append(ndcg_at(ranked, judged, 10))
-        per["recall@100"].append(recall_at(ranked, judged, 100))
-        per["mrr@10"].append(mrr_at(ranked, judged, 10))
-    return {k: round(sum(v) / len(v), 4) if v else 0.0 for k, v in per.items()}
+    return mean_scores(score_queries(run, qrels))
+
+
+def mean_scores(per: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each measure's mean over the queries, rounded for the report."""
+    return {k: round(sum(q[k] for q in per.values()) / len(per), 4) if per else 0.0
+            for k in BEIR_MEASURES}

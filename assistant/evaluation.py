@@ -1,7 +1,7 @@
 """Evaluation: run a question suite or a BEIR data set through the service and score it.
 
-Suite metrics are document-level (a document's rank is its best chunk's) and computed with
-llama-index's retrieval metric classes; answer metrics check what a user would see: did it
+Suite metrics are document-level (a document's rank is its best chunk's) and computed by
+ir-measures (assistant/ranking.py); answer metrics check what a user would see: did it
 answer or abstain correctly, does every [n] resolve and every quote appear verbatim in its
 stored chunk, are the cited documents relevant, does the answer contain an expected phrase.
 
@@ -14,76 +14,48 @@ dev half can be checked on a test half nobody looked at.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
 import statistics
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from assistant.answering import _MARKER
 from assistant.boilerplate import is_boilerplate
+from assistant.eval_gates import (  # noqa: F401 (re-exported: the gate's old home)
+    BEIR_KEYS,
+    COUNT_KEYS,
+    LOWER_IS_BETTER,
+    check_gates,
+    compare,
+    flat_metrics,
+    load_report,
+    parse_gates,
+    regressions,
+)
+from assistant.eval_suite import (  # noqa: F401 (re-exported: the suite format's old home)
+    ANSWER_KEYS,
+    GOLD_KEYS,
+    KS,
+    RETRIEVAL_KEYS,
+    SPLITS,
+    SuiteError,
+    SuiteQuestion,
+    assign_split,
+    load_suite,
+    select_split,
+)
+from assistant.ranking import score_one
 from assistant.retrieval import RetrieverMode, best_per_document
 from assistant.schemas import AnswerRequest, AnswerResponse
 
 if TYPE_CHECKING:  # the service is passed in: evaluation sits below it
     from assistant.service import AssistantService
 
-KS = (1, 3, 5, 10)
-RETRIEVAL_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "recall@5", "recall@10", "mrr@10",
-                  "ndcg@10")
-ANSWER_KEYS = ("answered_rate", "abstain_precision", "abstain_recall", "citation_validity",
-               "citation_precision", "expect_any", "latency_ms_p50", "latency_ms_p95")
-# In `answers` only when some question of the run has gold quotes.
-GOLD_KEYS = ("gold_quote_recall", "answer_precision")
-SPLITS = ("dev", "test")
-
-
-class SuiteError(ValueError):
-    """The suite file is malformed; the message names the line."""
-
-
-class SuiteQuestion(BaseModel):
-    # Unknown fields (notes such as "source" or "topic_docs") are accepted and ignored.
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    question: str = Field(min_length=1)
-    relevant: list[str] = Field(default_factory=list)
-    answerable: bool = True
-    expect_any: list[str] = Field(default_factory=list)
-    kind: str | None = None
-    gold_quotes: list[str] = Field(default_factory=list)
-    split: Literal["dev", "test"] | None = None
-
-
-def assign_split(question_id: str) -> str:
-    """The fixed dev/test split: "dev" when the first byte of sha256(id) is even, else "test".
-
-    Depends on the id alone, so a question keeps its half when others are added or removed.
-    """
-    return "dev" if hashlib.sha256(question_id.encode("utf-8")).digest()[0] % 2 == 0 \
-        else "test"
-
-
-def select_split(questions: list[SuiteQuestion], split: str) -> list[SuiteQuestion]:
-    """The questions of one half of the suite; an error when there are none."""
-    if split not in SPLITS:
-        raise SuiteError(f"split must be dev or test, not {split!r}")
-    chosen = [q for q in questions if q.split == split]
-    if not chosen:
-        raise SuiteError(f"no question of the suite has split {split!r} "
-                         "(eval/split_suite.py writes the field)")
-    return chosen
-
-
 _EMPHASIS = re.compile(r"\*\*|__|`")
 
 
-def _span_text(text: str) -> str:
+def span_text(text: str) -> str:
     """Text as compared for span overlap: markdown emphasis stripped, whitespace collapsed,
     case folded."""
     return " ".join(_EMPHASIS.sub("", text).split()).casefold()
@@ -91,9 +63,9 @@ def _span_text(text: str) -> str:
 
 def quotes_overlap(a: str, b: str) -> bool:
     """Overlap by span: the two share a common substring at least half as long as the shorter
-    of them (after `_span_text`). A citation quoting a longer sentence that contains a gold
+    of them (after `span_text`). A citation quoting a longer sentence that contains a gold
     sentence overlaps it; two sentences sharing a few words do not."""
-    x, y = _span_text(a), _span_text(b)
+    x, y = span_text(a), span_text(b)
     if not x or not y:
         return False
     match = difflib.SequenceMatcher(None, x, y, autojunk=False).find_longest_match(
@@ -120,39 +92,9 @@ def gold_scores(quotes: list[str], gold: list[str], abstained: bool) -> dict[str
     }
 
 
-def load_suite(path: Path) -> list[SuiteQuestion]:
-    if not Path(path).is_file():
-        raise SuiteError(f"suite file not found: {path}")
-    out = []
-    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(SuiteQuestion.model_validate(json.loads(line)))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            first = str(exc).splitlines()[0] if isinstance(exc, json.JSONDecodeError) else (
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-            raise SuiteError(f"{path}:{n}: {first}") from None
-    if not out:
-        raise SuiteError(f"suite file has no questions: {path}")
-    return out
-
-
 def retrieval_metrics(retrieved: list[str], relevant: list[str]) -> dict[str, float]:
-    """hit@k, recall@k, MRR@10 and nDCG@10 for one question, via llama-index's metrics."""
-    from llama_index.core.evaluation.retrieval.metrics import MRR, NDCG, HitRate, Recall
-
-    def score(metric: Any, k: int) -> float:
-        top = retrieved[:k]
-        if not top:
-            return 0.0
-        return float(metric.compute(expected_ids=relevant, retrieved_ids=top).score)
-
-    out = {f"hit@{k}": score(HitRate(), k) for k in KS}
-    out.update({f"recall@{k}": score(Recall(), k) for k in (5, 10)})
-    out["mrr@10"] = score(MRR(), 10)
-    out["ndcg@10"] = score(NDCG(), 10)
-    return out
+    """hit@k, recall@k, MRR@10 and nDCG@10 for one question (ir-measures, binary grades)."""
+    return score_one(retrieved, dict.fromkeys(relevant, 1), RETRIEVAL_KEYS)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -273,83 +215,6 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"retrieval": retrieval, "answers": answers, "by_kind": by_kind}
 
 
-def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """`retrieval.hit@5`-style keys, plus bare names where they are unambiguous."""
-    flat: dict[str, float] = {}
-    for group in ("retrieval", "answers"):
-        for key, value in (report.get(group) or {}).items():
-            flat[f"{group}.{key}"] = value
-            flat[key] = value
-    for key in BEIR_KEYS:
-        if key in report:
-            flat[key] = report[key]
-    return flat
-
-
-LOWER_IS_BETTER = ("latency_ms_p50", "latency_ms_p95", "boilerplate_answers")
-# Counts that describe the run rather than measure it: never compared against a baseline.
-COUNT_KEYS = ("gold_n",)
-
-
-def parse_gates(items: list[str]) -> dict[str, float]:
-    gates = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            gates[name.strip()] = float(value)
-        except ValueError:
-            raise SuiteError(f"--fail-under expects metric=value, got {item!r}") from None
-    return gates
-
-
-def check_gates(report: dict[str, Any], gates: dict[str, float]) -> list[str]:
-    """Failures, one line each; latency gates are ceilings, everything else floors."""
-    flat = flat_metrics(report)
-    failures = []
-    for name, bound in gates.items():
-        if name not in flat:
-            raise SuiteError(f"unknown metric in gate: {name} (known: {', '.join(sorted(flat))})")
-        value = flat[name]
-        lower_better = name.split(".")[-1] in LOWER_IS_BETTER
-        if (value > bound) if lower_better else (value < bound):
-            relation = "above" if lower_better else "below"
-            failures.append(f"{name} = {value:.4f} is {relation} the gate {bound:.4f}")
-    return failures
-
-
-BEIR_KEYS = ("ndcg@10", "recall@100", "mrr@10")
-
-
-def compare(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Per-metric current, baseline and delta for the metrics both runs have."""
-    now, before = flat_metrics(report), flat_metrics(baseline)
-    keys = [k for k in now if k in before and ("." in k or k in BEIR_KEYS)
-            and k.split(".")[-1] not in COUNT_KEYS]
-    return {
-        k: {"current": now[k], "baseline": before[k], "delta": round(now[k] - before[k], 4)}
-        for k in keys
-    }
-
-
-def regressions(comparison: dict[str, dict[str, float]], tolerance: float = 0.0) -> list[str]:
-    out = []
-    for key, c in comparison.items():
-        worse = c["delta"] > tolerance if key.split(".")[-1] in LOWER_IS_BETTER else \
-            c["delta"] < -tolerance
-        if worse and not key.split(".")[-1].startswith("latency"):
-            out.append(f"{key}: {c['baseline']:.4f} → {c['current']:.4f}")
-    return out
-
-
-def load_report(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SuiteError(f"cannot read baseline {path}: {exc}") from None
-
-
 def evaluate_beir(
     service: AssistantService,
     directory: Path,
@@ -358,10 +223,10 @@ def evaluate_beir(
     progress: Any = None,
     depth: int = 100,
 ) -> dict[str, Any]:
-    """Ingest a BEIR corpus into its own collection (re-used when unchanged), score a run."""
-    import re
+    """Ingest a BEIR corpus into its own collection (re-used when unchanged), score a run.
 
-    from assistant.beir import load_beir, score_run
+    `per_query` keeps each judged query's scores and top ten, for `eval compare`."""
+    from assistant.beir import load_beir, mean_scores, score_queries
 
     dataset = load_beir(directory, split)
     collection = "beir-" + re.sub(r"[^A-Za-z0-9._-]+", "-", dataset.name).strip("-._")[:40]
@@ -377,12 +242,17 @@ def evaluate_beir(
         latencies.append((time.perf_counter() - t0) * 1000)
         run[qid] = [c.doc_id for c in best_per_document(chunks, depth)]
     latencies.sort()
+    per = score_queries(run, dataset.qrels)
     return {
         "dataset": dataset.name, "split": split, "retriever": mode, "collection": collection,
-        "docs": len(dataset.corpus), "queries": len(dataset.queries),
-        **score_run(run, dataset.qrels),
+        "docs": len(dataset.corpus), "queries": len(dataset.queries), **mean_scores(per),
         "chunks": summary.chunks, "embedded_chunks": summary.embedded_chunks,
         "ingest_seconds": round(ingest_seconds, 1),
         "search_ms_p50": round(percentile(latencies, 50), 1),
         "search_ms_p95": round(percentile(latencies, 95), 1),
+        "per_query": [{"id": qid, "question": dataset.queries.get(qid, ""),
+                       "relevant": [d for d, g in dataset.qrels[qid].items() if g > 0],
+                       "retrieved": [d for d in run.get(qid, []) if d != qid][:10],
+                       **{m: round(v, 6) for m, v in scores.items()}}
+                      for qid, scores in per.items()],
     }

@@ -1,7 +1,8 @@
 """Self-contained HTML evaluation report: tables and inline SVG plots, no external assets.
 
-Plots are hand-drawn SVG rather than matplotlib: two simple charts do not justify a plotting
-dependency, and inline SVG keeps the report a single file that opens anywhere offline.
+Plots are hand-drawn SVG rather than matplotlib: three simple charts (bars, a histogram, lines
+over runs) do not justify a plotting dependency, and inline SVG keeps the report a single
+file that opens anywhere offline.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def page_head(title: str, extra_css: str = "") -> str:
             f"<style>{CSS}{extra_css}</style></head><body><h1>{escape(title)}</h1>")
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return escape(value)
@@ -61,6 +62,51 @@ def bar_chart(values: dict[str, float], title: str, width: int = 420, height: in
     return "".join(parts)
 
 
+PALETTE = ("#3b6ea5", "#c8553d", "#2a9d8f", "#8d5a97", "#e9a23b", "#5b6673")
+
+
+def line_chart(series: dict[str, list[tuple[int, float, str]]], runs: int, title: str,
+               width: int = 560, height: int = 180) -> str:
+    """One line per series over run positions 0..runs-1; each point (position, value, label)
+    carries its label as a tooltip. The y axis spans the values (0-1 when they are rates)."""
+    values = [v for points in series.values() for _, v, _ in points]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if lo >= 0 and hi <= 1:
+        lo, hi = max(lo - 0.05, 0.0), min(hi + 0.05, 1.0)
+    span = (hi - lo) or 1.0
+    left, top = 44, 10
+
+    def xy(pos: int, value: float) -> tuple[float, float]:
+        x = left + (width - left - 10) * (pos / max(runs - 1, 1))
+        return x, top + height * (1 - (value - lo) / span)
+
+    parts = [f'<svg role="img" aria-label="{escape(title)}" width="{width}" '
+             f'height="{height + 44 + 16 * len(series)}" xmlns="http://www.w3.org/2000/svg">'
+             f"<title>{escape(title)}</title>",
+             f'<line x1="{left}" y1="{top + height}" x2="{width}" y2="{top + height}" '
+             'stroke="#333"/>',
+             f'<text x="{left - 4}" y="{top + 4}" font-size="10" text-anchor="end">{hi:.3g}</text>',
+             f'<text x="{left - 4}" y="{top + height}" font-size="10" text-anchor="end">'
+             f"{lo:.3g}</text>"]
+    every = -(-runs // 15)  # at most ~15 run numbers under the axis
+    parts += [f'<text x="{xy(pos, lo)[0]:.1f}" y="{top + height + 14}" font-size="10" '
+              f'text-anchor="middle">#{pos + 1}</text>' for pos in range(0, runs, every)]
+    for i, (name, points) in enumerate(series.items()):
+        color = PALETTE[i % len(PALETTE)]
+        coords = [xy(p, v) for p, v, _ in points]
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>')
+        for (x, y), (_, value, label) in zip(coords, points, strict=True):
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}">'
+                         f"<title>{escape(label)}: {value:.4f}</title></circle>")
+        ly = top + height + 34 + 16 * i
+        parts.append(f'<rect x="{left}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{left + 16}" y="{ly}" font-size="11">{escape(name)}</text>')
+    return "".join(parts) + "</svg>"
+
+
 def histogram(values: list[float], bins: int = 12) -> dict[str, float]:
     if not values:
         return {}
@@ -72,11 +118,11 @@ def histogram(values: list[float], bins: int = 12) -> dict[str, float]:
     return {f"{lo + i * step:.0f}": float(c) for i, c in enumerate(counts)}
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
+def html_table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(
-            f'<td class="num">{_fmt(c)}</td>' if isinstance(c, int | float) else f"<td>{c}</td>"
+            f'<td class="num">{fmt(c)}</td>' if isinstance(c, int | float) else f"<td>{c}</td>"
             for c in row) + "</tr>"
         for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -88,6 +134,13 @@ def _mark(ok: Any) -> str:
     return '<span class="pass">pass</span>' if ok else '<span class="fail">fail</span>'
 
 
+def _tolerance(entry: dict[str, Any]) -> str:
+    if "within_tolerance" not in entry:
+        return ""
+    return '<span class="pass">ok</span>' if entry["within_tolerance"] else \
+        '<span class="fail">fail</span>'
+
+
 def _splits(splits: dict[str, dict[str, Any]]) -> str:
     """Retrieval and answer metrics side by side, one column per split."""
     names = list(splits)
@@ -97,7 +150,7 @@ def _splits(splits: dict[str, dict[str, Any]]) -> str:
         keys = dict.fromkeys(k for m in splits.values() for k in m.get(group) or {})
         rows += [[escape(f"{group}.{k}"), *[(splits[name].get(group) or {}).get(k, "")
                                         for name in names]] for k in keys]
-    return "<h2>By split (dev / test)</h2>" + _table(["metric", *head], rows)
+    return "<h2>By split (dev / test)</h2>" + html_table(["metric", *head], rows)
 
 
 def _gold_section(questions: list[dict[str, Any]]) -> str:
@@ -115,8 +168,8 @@ def _gold_section(questions: list[dict[str, Any]]) -> str:
         furniture = set(q.get("boilerplate") or [])
         recall, precision = q.get("gold_quote_recall"), q.get("answer_precision")
         trouble = not all(matched) or bool(furniture)
-        summary = (f"{escape(q['id'])} — gold recall {_fmt(recall)}, "
-                   f"answer precision {'n/a' if precision is None else _fmt(precision)}")
+        summary = (f"{escape(q['id'])} — gold recall {fmt(recall)}, "
+                   f"answer precision {'n/a' if precision is None else fmt(precision)}")
         if q.get("split"):
             summary += f" · {escape(q['split'])}"
         if furniture:
@@ -150,12 +203,12 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
     """The report as one HTML string; every value from the data is escaped."""
     out = [page_head(title)]
     meta = {k: v for k, v in report.items() if isinstance(v, str | int | float)}
-    out.append(_table(["field", "value"], [[escape(k), v if not isinstance(v, str) else escape(v)]
-                                           for k, v in meta.items()]))
+    out.append(html_table(["field", "value"], [
+        [escape(k), v if not isinstance(v, str) else escape(v)] for k, v in meta.items()]))
     for group in ("retrieval", "answers"):
         if report.get(group):
             out.append(f"<h2>{escape(group.title())}</h2>")
-            out.append(_table(["metric", "value"], [[escape(k), v] for k, v in
+            out.append(html_table(["metric", "value"], [[escape(k), v] for k, v in
                                                     report[group].items()]))
     if report.get("splits"):
         out.append(_splits(report["splits"]))
@@ -165,14 +218,18 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
     if report.get("ablation"):
         out.append("<h2>Ablation (what each retriever contributes)</h2>")
         keys = sorted({k for r in report["ablation"].values() for k in r})
-        out.append(_table(["retriever", *keys], [
+        out.append(html_table(["retriever", *keys], [
             [escape(mode), *[metrics.get(k, "") for k in keys]]
             for mode, metrics in report["ablation"].items()]))
     if report.get("comparison"):
         out.append("<h2>Against the baseline</h2>")
-        out.append(_table(["metric", "baseline", "current", "delta"], [
-            [escape(k), c["baseline"], c["current"], c["delta"]]
-            for k, c in report["comparison"].items()]))
+        out.append(html_table(
+            ["metric", "baseline", "current", "delta", "tolerance", "95% CI", "p(drop)",
+             "verdict"],
+            [[escape(k), c["baseline"], c["current"], c["delta"], _tolerance(c),
+              escape(f"[{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}]") if "ci" in c else "",
+              c.get("p_drop", ""), escape(c.get("verdict", ""))]
+             for k, c in report["comparison"].items()]))
     if report.get("gate_failures") is not None:
         fails = report["gate_failures"]
         out.append("<h2>Gate</h2>" + (
@@ -181,7 +238,7 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
     if report.get("by_kind"):
         out.append("<h2>By question kind</h2>")
         keys = sorted({k for r in report["by_kind"].values() for k in r})
-        out.append(_table(["kind", *keys], [[escape(kind), *[m.get(k, "") for k in keys]]
+        out.append(html_table(["kind", *keys], [[escape(kind), *[m.get(k, "") for k in keys]]
                                             for kind, m in report["by_kind"].items()]))
     questions = report.get("questions") or []
     if questions:
@@ -205,7 +262,7 @@ def render(report: dict[str, Any], title: str = "Cx assistant evaluation") -> st
                 if q.get("boilerplate") else "",
                 q["latency_ms"],
             ])
-        out.append(_table(["id", "question", "retrieved (top 5)", "cited", "decision",
+        out.append(html_table(["id", "question", "retrieved (top 5)", "cited", "decision",
                            "decision ok", "hit@5", "expect_any", "citations valid",
                            "gold recall", "answer precision", "furniture", "ms"], rows))
         out.append(_gold_section(questions))

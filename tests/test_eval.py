@@ -222,6 +222,10 @@ def test_eval_command_json_report_gate_and_baseline(tmp_path: Path) -> None:
     assert body["retrieval"]["hit@1"] == 1.0 and body["answers"]["citation_validity"] == 1.0
     assert set(body["ablation"]) == {"dense", "bm25", "hybrid"}
     assert len(body["questions"]) == 2 and json.loads(out.read_text()) == body
+    record = body["run"]  # what produced the run, for `eval history`
+    assert record["suite"] == str(suite) and record["retriever"] == "all"
+    assert len(record["git_commit"]) == 40 and len(record["settings_hash"]) == 16
+    assert record["suite_hash"] and record["model"]["answerer"] == "extractive"
     assert body["answers"]["gold_n"] == 1 and body["answers"]["gold_quote_recall"] == 1.0
     assert set(body["splits"]) == {"dev", "test"}
     page = report.read_text("utf-8")
@@ -244,11 +248,28 @@ def test_eval_command_json_report_gate_and_baseline(tmp_path: Path) -> None:
     baseline.write_text(json.dumps(worse))
     ok = _cli("eval", str(suite), "--baseline", str(baseline), "--json", data=data)
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["comparison"]["retrieval.mrr@10"]["delta"] == 0.5
+    compared = json.loads(ok.stdout)["comparison"]
+    assert compared["retrieval.mrr@10"]["delta"] == 0.5
+    # the same questions answered the same way: the paired test finds nothing
+    assert compared["retrieval.hit@1"]["verdict"] == "within noise"
+    assert compared["retrieval.mrr@10"]["within_tolerance"]
     worse["retrieval"]["mrr@10"] = 1.5  # a baseline better than now: a regression
     baseline.write_text(json.dumps(worse))
     regressed = _cli("eval", str(suite), "--baseline", str(baseline), data=data)
     assert regressed.returncode == 1 and "regression retrieval.mrr@10" in regressed.stderr
+
+    assert "tolerance: FAIL" in regressed.stdout
+
+    linted = _cli("eval", "lint", str(suite), data=data)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert "2 questions, 0 finding(s)" in linted.stdout
+    drafts = tmp_path / "drafts.jsonl"
+    drafts.write_text(json.dumps({"id": "3", "question": "When is the scorecard reviewed?",
+                                  "relevant": ["b.md", "gone.md"], "answerable": True,
+                                  "expect_any": ["every month", "weekly"]}) + "\n", "utf-8")
+    flagged = _cli("eval", "lint", str(drafts), "--json", data=data)
+    assert flagged.returncode == 1
+    assert json.loads(flagged.stdout)["counts"] == {"relevant": 1, "expect_any": 1}
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "question": ""}\n', "utf-8")
@@ -277,6 +298,9 @@ def test_eval_beir_ingests_once_and_reports(tmp_path: Path) -> None:
     assert (body["docs"], body["queries"]) == (3, 2)
     assert body["ndcg@10"] == 1.0 and body["recall@100"] == 1.0 and body["mrr@10"] == 1.0
     assert body["embedded_chunks"] == 3
+    assert [(q["id"], q["ndcg@10"], q["retrieved"][0]) for q in body["per_query"]] == [
+        ("q1", 1.0, "d1"), ("q2", 1.0, "d2")]
+    assert body["run"]["suite"] == "beir:tiny-beir" and body["run"]["suite_hash"]
     second = json.loads(_cli("eval", "--beir", str(beir), "--json", data=data).stdout)
     assert second["embedded_chunks"] == 0  # cached collection re-used
 

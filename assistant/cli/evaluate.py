@@ -1,19 +1,39 @@
 """`cx-assistant eval`: a question suite, BEIR or FinanceBench through the service, with
-metrics, reports, an ablation across retrievers and the regression gate."""
+metrics, reports, an ablation across retrievers and the regression gate; `eval compare`,
+`eval history` and `eval lint` live in assistant/cli/eval_tools.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from assistant.cli.app import CollectionOpt, JsonOpt, _run, _service, app, fail
 
 
-@app.command("eval")
+class _EvalGroup(TyperGroup):
+    """`eval compare|history|lint ...` are subcommands; anything else (`eval SUITE`,
+    `eval --beir DIR`) is the run itself, as before there were subcommands."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args[:1] in (["--help"], ["-h"]) or (args and args[0] in self.commands):
+            return super().parse_args(ctx, args)
+        return super().parse_args(ctx, ["run", *args])
+
+
+eval_app = typer.Typer(
+    cls=_EvalGroup, no_args_is_help=False, add_completion=False,
+    help="Evaluate: `eval SUITE | --beir DIR | --financebench DIR` (= `eval run ...`); "
+    "`eval compare BASE.json NEW.json`, `eval history RUN.json...`, `eval lint SUITE`.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("run")
 def eval_command(
     suite: Annotated[Path | None, typer.Argument(help="Suite file (JSON Lines).")] = None,
     beir: Annotated[Path | None, typer.Option("--beir", help="A BEIR data set directory.")] = None,
@@ -53,10 +73,12 @@ def eval_command(
     gates, previous = _load_gates(fail_under, gate_file, baseline)
     service = _run(_service)
     source = _EvalSource(suite, beir, financebench, collection, split)
+    started = dt.datetime.now(dt.UTC)
     runs = {mode: _run(lambda m=mode: source.evaluate(service, m)) for mode in modes}
     result = runs["hybrid"] if "hybrid" in runs else runs[modes[0]]
     if len(runs) > 1:
         result["ablation"] = _ablation(runs, beir is not None, financebench is not None)
+    result["run"] = source.record(service.settings, retriever, started)
     failures = _gate_failures(result, gates, previous, tolerance)
     _write_eval(result, out, report, financebench is not None)
     if as_json:
@@ -118,6 +140,22 @@ class _EvalSource:
             fail(str(exc))
         return {**run, "split": self.split} if self.split is not None else run
 
+    def record(self, settings: Any, retriever: str, started: dt.datetime) -> dict[str, Any]:
+        """The run record (assistant/eval_records.py): what produced this report."""
+        from assistant.eval_records import run_record
+
+        if self.beir is not None:
+            files = [self.beir / "corpus.jsonl", self.beir / "queries.jsonl",
+                     self.beir / "qrels" / f"{self.split or 'test'}.tsv"]
+            label = f"beir:{self.beir.resolve().name}"
+        elif self.financebench is not None:
+            files, label = [self.financebench / "suite.jsonl"], \
+                f"financebench:{self.financebench.resolve().name}"
+        else:
+            assert self.suite is not None
+            files, label = [self.suite], str(self.suite)
+        return run_record(settings, label, files, retriever, started)
+
 
 def _ablation(runs: dict[str, dict[str, Any]], beir: bool,
               financebench: bool) -> dict[str, dict[str, Any]]:
@@ -147,7 +185,13 @@ def _gate_failures(result: dict[str, Any], gates: dict[str, float],
     except ev.SuiteError as exc:
         fail(str(exc))
     if previous is not None:
+        from assistant.eval_compare import compare_runs, question_rows
+        from assistant.eval_gates import annotate
+
         result["comparison"] = ev.compare(result, previous)
+        both = question_rows(previous) and question_rows(result)
+        annotate(result["comparison"], compare_runs(previous, result) if both else None,
+                 tolerance)
         failures += [f"regression {r}" for r in ev.regressions(result["comparison"], tolerance)]
     if gates or previous is not None:
         result["gate_failures"] = failures
@@ -195,8 +239,13 @@ def _print_eval(result: dict[str, Any]) -> None:
     for mode, metrics in (result.get("ablation") or {}).items():
         typer.echo(f"{mode:>7}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     for key, c in (result.get("comparison") or {}).items():
-        if c["delta"]:
-            typer.echo(f"{key}: {c['baseline']:.4f} -> {c['current']:.4f} ({c['delta']:+.4f})")
+        if c["delta"] or c.get("verdict", "within noise") != "within noise":
+            line = f"{key}: {c['baseline']:.4f} -> {c['current']:.4f} ({c['delta']:+.4f})"
+            line += "  tolerance: " + ("ok" if c.get("within_tolerance", True) else "FAIL")
+            if "verdict" in c:
+                line += (f"  {c['verdict']} (95% CI [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}], "
+                         f"p(drop) {c['p_drop']:.3f})")
+            typer.echo(line)
 
 
 def _print_columns(title: str, columns: dict[str, dict[str, Any]]) -> None:
@@ -213,3 +262,4 @@ def _print_columns(title: str, columns: dict[str, dict[str, Any]]) -> None:
         table.add_row(key, *("" if v is None else f"{v:.4f}" if isinstance(v, float)
                              else str(v) for v in cells))
     Console().print(table)
+
