@@ -1,5 +1,8 @@
 """Answer feedback (thumbs up/down + comment) in SQLite under CX_DATA_DIR, and its export as
 evaluation-suite lines so complaints become test cases.
+
+Each row keeps the collection it was given on (the callers store the resolved default, not
+None), so an export can be limited to the collections the exporting key may read.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +76,11 @@ class FeedbackStore:
         finally:
             conn.close()
 
-    def export_suite(self) -> list[dict[str, Any]]:
+    def export_suite(self, readable: Callable[[str | None], bool] | None = None
+                     ) -> list[dict[str, Any]]:
         """Thumbs-down items as eval-suite lines (CONTRACT: id, question, relevant, answerable,
-        expect_any).
+        expect_any); with `readable`, only the rows of collections it accepts (None is a row
+        stored without a collection, i.e. on the default one).
 
         The user only said the answer was bad, not what a good one is, so each line is a draft
         for a maintainer: `relevant` holds the documents the bad answer cited (to confirm or
@@ -83,6 +89,8 @@ class FeedbackStore:
         """
         lines = []
         for row in self.items("down"):
+            if readable is not None and not readable(row["collection"]):
+                continue
             cited = [str(c.get("doc_id")) for c in json.loads(row["citations"])
                      if isinstance(c, dict) and c.get("doc_id")]
             lines.append({

@@ -160,8 +160,9 @@ class Settings(BaseSettings):
     )
     api_keys: str = Field(
         default="",
-        description="Comma-separated API keys; when set, /v1 routes need 'Authorization: "
-        "Bearer <key>'.",
+        description="Comma-separated API keys, each reading and writing every collection; when "
+        "set, /v1 routes need 'Authorization: Bearer <key>'. Keys scoped to collections: "
+        "`cx-assistant keys create` (both kinds are honoured together).",
         repr=False,
     )
     max_question_chars: int = Field(
@@ -187,6 +188,37 @@ class Settings(BaseSettings):
     )
     upload_max_files: int = Field(
         default=20, ge=1, le=1000, description="Most files in one upload request."
+    )
+    audit_log: str = Field(
+        default="",
+        description="Where the audit log goes, one JSON line per /v1, /mcp and UI request "
+        "(who, which collection, which documents): unset = CX_DATA_DIR/audit.jsonl; '-' = "
+        "stdout; otherwise a file path.",
+    )
+    audit_questions: bool = Field(
+        default=False,
+        description="Also log the question or query text in the audit log. Off by default: a "
+        "question can itself be confidential.",
+    )
+    audit_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=0, le=1024**4,
+        description="The audit file is rotated (audit.jsonl.1, .2, ...) when it would grow past "
+        "this many bytes; 0 never rotates.",
+    )
+    audit_backups: int = Field(
+        default=10, ge=1, le=1000,
+        description="Rotated audit files kept; the oldest beyond this is deleted.",
+    )
+    auth_backoff_burst: int = Field(
+        default=100, ge=1, le=1_000_000,
+        description="Failed authentications (wrong or revoked key, failed UI login) one client "
+        "address may make before it is slowed: then it gets 429 with Retry-After until "
+        "CX_AUTH_BACKOFF_REFILL_S has passed for each further try.",
+    )
+    auth_backoff_refill_s: float = Field(
+        default=2.0, gt=0, le=86_400,
+        description="Seconds after which a slowed client address earns one more "
+        "authentication attempt (the sustained guessing rate is one per this many seconds).",
     )
 
     @field_validator("chroma_url")
@@ -228,6 +260,13 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def audit_path(self) -> Path | None:
+        """The audit file, or None when the log goes to stdout (CX_AUDIT_LOG=-)."""
+        if self.audit_log.strip() == "-":
+            return None
+        return Path(self.audit_log) if self.audit_log.strip() else self.data_dir / "audit.jsonl"
 
 
 

@@ -105,7 +105,8 @@ def test_openapi_declares_the_bearer_scheme_on_v1_routes(tmp_path: Path,
               ("http", "bearer")}
     assert bearer, schemes
     writes = {("post", "/v1/documents"), ("delete", "/v1/documents/{doc_id}"),
-              ("get", "/v1/feedback/export")}
+              ("get", "/v1/feedback/export"),
+              ("get", "/v1/keys"), ("post", "/v1/keys"), ("delete", "/v1/keys/{name}")}
     keyed, open_ = _security(keyed_spec), _security(open_spec)
     for (method, path), requirements in keyed.items():
         names = {name for requirement in requirements for name in requirement}

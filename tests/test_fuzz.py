@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,16 @@ TESTS = Path(__file__).resolve().parent
 SEED = int(os.environ.get("CX_FUZZ_SEED", "8"))
 MAX_EXAMPLES = 100  # per operation and phase; about 1,900 cases in all
 MIN_CASES = 1000
+SCOPED_EXAMPLES = 8  # the scoped-key run: modest, about 400 cases
+SCOPED_MIN_CASES = 200
+SCOPED_DOCS = [  # (collection, doc_id, text): the fuzzing key may read the first two only
+    ("client-acme", "acme-churn.md", "# Acme churn\n\nAcme's churn fell to 1.6% after the "
+     "billing fix."),
+    ("client-acme", "acme-nps.md", "# Acme NPS\n\nAcme's NPS rose to 31 in March."),
+    ("secret-bw", "secret-brightwave.md", "# Brightwave\n\nBrightwave's QUOKKA release "
+     "doubled churn."),
+]
+FORBIDDEN = ["secret-brightwave.md", "QUOKKA", "doubled churn"]
 MAX_BYTES = 4096  # small upload caps, so the fuzzer's files reach them
 MAX_FILES = 3
 DOCS = ["articles/cx-quality-faults.md", "articles/cx-quality-scorecard.md",
@@ -60,22 +71,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield served.url
 
 
-@pytest.mark.slow
-def test_fuzz_the_api_from_its_openapi_schema(server: str, tmp_path: Path) -> None:
+def fuzz(url: str, tmp_path: Path, max_examples: int, *args: str,
+         **env: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str], str]:
+    """One schemathesis run over the server's schema: (its JSON report, the process, output)."""
     report = tmp_path / "schemathesis.json"
     command = [
-        str(BIN / "schemathesis"), "run", f"{server}/openapi.json",
-        "--checks", ",".join(CHECKS), "--max-examples", str(MAX_EXAMPLES),
+        str(BIN / "schemathesis"), "run", f"{url}/openapi.json",
+        "--max-examples", str(max_examples),
         "--seed", str(SEED), "--generation-database", "none", "--workers", "1",
         "--phases", "examples,coverage,fuzzing,stateful", "--request-timeout", "60",
         # Generator-side only: doc_id's 1-1024 characters make Hypothesis discard many draws.
         "--suppress-health-check", "filter_too_much",
-        "--report", "json", "--report-json-path", str(report), "--no-color",
+        "--report", "json", "--report-json-path", str(report), "--no-color", *args,
     ]
     started = time.monotonic()
     run = subprocess.run(command, capture_output=True, text=True, timeout=540, cwd=tmp_path,
                          env={**os.environ, "SCHEMATHESIS_HOOKS": "helpers.fuzz_hooks",
-                              "PYTHONPATH": str(TESTS)})
+                              "PYTHONPATH": str(TESTS), **env})
     seconds = time.monotonic() - started
     output = run.stdout + run.stderr
     assert report.exists(), output[-5000:]
@@ -84,11 +96,56 @@ def test_fuzz_the_api_from_its_openapi_schema(server: str, tmp_path: Path) -> No
     print(f"\nschemathesis {result['schemathesis_version']}, seed {SEED}: "
           f"{cases['generated']} cases over {result['operations']['tested']} operations in "
           f"{seconds:.0f} s; failures {len(result['failures'])}, errors {len(result['errors'])}")
+    return result, run, output
+
+
+@pytest.mark.slow
+def test_fuzz_the_api_from_its_openapi_schema(server: str, tmp_path: Path) -> None:
+    result, run, output = fuzz(server, tmp_path, MAX_EXAMPLES, "--checks", ",".join(CHECKS))
+    cases = result["test_cases"]
     assert result["failures"] == [] and result["errors"] == [], output[-12000:]
     assert run.returncode == 0, output[-12000:]
     assert result["operations"]["tested"] == result["operations"]["selected"] >= 11
     assert all(p["status"] == "success" for p in result["phases"].values()), result["phases"]
     assert cases["generated"] >= MIN_CASES, cases
+
+
+@pytest.fixture(scope="module")
+def scoped_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(URL, key) of a serve whose key store holds a fuzzing key that reads `client-*` and
+    writes `client-acme` (the default collection), beside `secret-bw`, which it may not read."""
+    from assistant.keys import KeyStore
+
+    data = tmp_path_factory.mktemp("fuzz-scoped-data")
+    store = KeyStore(data)
+    _, key = store.create("fuzzer", "client-*", "client-acme")
+    _, seeder = store.create("seeder", "*", "*")
+    with serve(data, CX_COLLECTION="client-acme", CX_UPLOAD_MAX_BYTES=str(MAX_BYTES),
+               CX_UPLOAD_MAX_FILES=str(MAX_FILES)) as served:
+        for collection, name, text in SCOPED_DOCS:
+            r = httpx.post(f"{served.url}/v1/documents", params={"collection": collection},
+                           files=[("files", (name, text.encode()))], timeout=120,
+                           headers={"Authorization": f"Bearer {seeder}"})
+            assert r.status_code == 200, r.text
+        yield served.url, key
+
+
+@pytest.mark.slow
+def test_fuzz_with_a_scoped_key(scoped_server: tuple[str, str], tmp_path: Path) -> None:
+    """The same fuzzing with a key scoped to `client-*`: no 5xx, every status in the manual
+    (403 included), and no response ever carrying the other collection's doc_id or words."""
+    url, key = scoped_server
+    result, run, output = fuzz(
+        url, tmp_path, SCOPED_EXAMPLES, "--checks", ",".join([*CHECKS,
+                                                              "no_forbidden_documents"]),
+        "--header", f"Authorization: Bearer {key}",
+        CX_FUZZ_FORBIDDEN=",".join(FORBIDDEN))
+    assert result["failures"] == [] and result["errors"] == [], output[-12000:]
+    assert run.returncode == 0, output[-12000:]
+    assert result["operations"]["tested"] == result["operations"]["selected"] >= 14
+    assert result["test_cases"]["generated"] >= SCOPED_MIN_CASES, result["test_cases"]
+    listing = httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer {key}"})
+    assert "secret-bw" not in listing.text  # the fuzzing key still sees only its own
 
 
 # --- what the fuzzer found, kept fixed ---------------------------------------------------

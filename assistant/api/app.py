@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import Scope
 
 from assistant import __version__
 from assistant.api import errors
+from assistant.api.auditing import AuditTrail, request_id
 from assistant.api.deps import (
     api_routes,
-    bearer_refusal,
+    client_address,
     key_checks,
+    mcp_check,
     needs_key,
     refuse_without_key,
 )
 from assistant.api.gate import BodyLimits, RequestGate
 from assistant.api.openai_errors import OpenAIErrorShape
 from assistant.api.routes import ROUTERS, documents
+from assistant.audit import AuditLog
+from assistant.auth import Authenticator
 from assistant.mcp import McpHttpApp, create_server
 from assistant.service import AssistantService
-from assistant.settings import Settings, load_settings
+from assistant.settings import load_settings
 
 log = logging.getLogger("assistant.api")
 
@@ -42,8 +46,12 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
     s = service.settings
     app.state.service = service
     app.state.limits = limits = BodyLimits.from_settings(s)
-    app.add_middleware(RequestGate, limit_for=limits.for_scope, refuse=refuse_without_key)
-    app.add_middleware(OpenAIErrorShape)  # outermost: it also reshapes the gate's refusals
+    app.state.auth = auth = Authenticator(s)
+    app.state.audit = audit = AuditLog(s)
+    app.add_middleware(RequestGate, limit_for=limits.for_scope, refuse=refuse_without_key,
+                       observe=lambda scope, status: _login_failed(auth, scope, status))
+    app.add_middleware(OpenAIErrorShape)  # outside the gate: it reshapes its refusals too
+    app.add_middleware(AuditTrail, audit=audit)  # outside both: sees every final status
     app.middleware("http")(log_requests)
     errors.install(app)
     for router in ROUTERS:
@@ -51,15 +59,21 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
             app.include_router(router, form_limits={"max_files": s.upload_max_files})
         else:
             app.include_router(router)
-    app.openapi = lambda: _openapi(app, s)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, auth)  # type: ignore[method-assign]
     if ui:
         from assistant.ui import mount_ui
 
-        mount_ui(app, service)
-    # MCP's Streamable HTTP at /mcp: the same service and read keys (tools only read)
-    McpHttpApp(create_server(service), check=lambda header: bearer_refusal(s, header)
-               ).attach(app)
+        mount_ui(app, service, auth=auth, audit=audit)
+    # MCP's Streamable HTTP at /mcp: the same service, keys and scopes (tools only read)
+    McpHttpApp(create_server(service), check=mcp_check).attach(app)
     return app
+
+
+def _login_failed(auth: Authenticator, scope: Scope, status: int) -> None:
+    """A refused chat login spends the address's back-off, as a wrong bearer key does."""
+    if scope["path"].startswith("/ui/login") and scope["method"] == "POST" and \
+            status in (400, 401):
+        auth.backoff.fail(client_address(scope))
 
 
 def app_from_environment() -> FastAPI:
@@ -73,24 +87,25 @@ def app_from_environment() -> FastAPI:
 async def log_requests(request: Request,
                        call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """One structured line per request; never logs bodies, document text or keys."""
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    rid = request_id(request.scope)  # the audit line's id too
     started = time.perf_counter()
     response = await call_next(request)
-    response.headers["x-request-id"] = request_id
+    response.headers["x-request-id"] = rid
     log.info("request", extra={
-        "request_id": request_id, "route": request.url.path, "method": request.method,
+        "request_id": rid, "route": request.url.path, "method": request.method,
         "status": response.status_code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),
     })
     return response
 
 
-def _openapi(app: FastAPI, s: Settings) -> dict[str, Any]:
+def _openapi(app: FastAPI, auth: Authenticator) -> dict[str, Any]:
     """The manual shows the limits this server enforces, not the models' ceilings, and the
     key as optional where this server takes requests without one (so a client, or a fuzzer,
     is not told that a request without a key must fail)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
+    s = auth.settings
     spec = FastAPI.openapi(app)  # also kept in app.openapi_schema: the patches below stay
     for path, field in (("/v1/search", "query"), ("/v1/answer", "question"),
                         ("/v1/feedback", "question")):
@@ -98,7 +113,7 @@ def _openapi(app: FastAPI, s: Settings) -> dict[str, Any]:
     _set_body_limit(spec, "/v1/documents", "post", "files", minItems=1,
                     maxItems=s.upload_max_files)
     for _, route in api_routes(app):  # the bearer key, optional where this server needs none
-        if key_checks(route) and not needs_key(route, s):
+        if key_checks(route) and not needs_key(route, auth):
             for method in route.methods or ():
                 spec["paths"][route.path_format][method.lower()]["security"].append({})
     return spec

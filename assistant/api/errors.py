@@ -22,7 +22,10 @@ from assistant.schemas import ErrorResponse
 ERRORS = {
     400: "The body could not be parsed (not UTF-8 JSON, or a broken multipart form), or an "
          "upload was refused (no files, a bad name, an empty file, too many files).",
-    401: "CX_API_KEYS is set and the request has no valid 'Authorization: Bearer <key>'.",
+    401: "Keys are required (CX_API_KEYS or a key store) and the request has no valid "
+         "'Authorization: Bearer <key>', or its key was revoked.",
+    403: "The key may not read (or write) the collection the request names, the default one "
+         "when it names none; key management needs an admin key.",
     404: "The collection or document does not exist.",
     409: "Another ingest holds the collection, or an upload's name clashes with a document "
          "from another source.",
@@ -30,6 +33,8 @@ ERRORS = {
     415: "An uploaded file's type is not accepted.",
     422: "The request fails validation (`detail` lists each field and rule), or no uploaded "
          "file could be read.",
+    429: "Too many failed authentications from this address: retry after `Retry-After` "
+         "seconds (CX_AUTH_BACKOFF_BURST, CX_AUTH_BACKOFF_REFILL_S).",
     503: "The vector store or the embedding model is unavailable; try again shortly.",
 }
 

@@ -1,4 +1,5 @@
-"""Request gate: the API-key check and the body-size cap, applied before a route reads the body.
+"""Request gate: the API-key check (after the authentication back-off) and the body-size cap,
+applied before a route reads the body.
 
 FastAPI reads (and for uploads, spools to disk) the whole request body before it runs a
 route's dependencies, so a key check written as a dependency comes too late to spare the
@@ -69,7 +70,9 @@ class BodyLimits:
 
 class RequestGate:
     """ASGI middleware: `refuse(scope)` may answer (status, detail, headers) to stop a request
-    before its body is read; `limit_for(scope)` gives the body cap for that request."""
+    before its body is read; `limit_for(scope)` gives the body cap for that request;
+    `observe(scope, status)`, if given, sees each response's status (the UI login's failures
+    feed the authentication back-off through it)."""
 
     def __init__(
         self,
@@ -77,10 +80,12 @@ class RequestGate:
         *,
         limit_for: Callable[[Scope], BodyLimit],
         refuse: Callable[[Scope], Awaitable[Refusal | None]],
+        observe: Callable[[Scope, int], None] | None = None,
     ) -> None:
         self.app = app
         self.limit_for = limit_for
         self.refuse = refuse
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,6 +118,8 @@ class RequestGate:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if self.observe is not None:
+                    self.observe(scope, message["status"])
             await send(message)
 
         try:

@@ -39,6 +39,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="allow",
+        strict=True,  # the fuzzer found `"top_logprobs": false` read as 0: JSON types only
         json_schema_extra={"examples": [{
             "model": "cx-knowledge",
             "messages": [{"role": "user", "content": "How do we define Cx Quality Faults?"}],

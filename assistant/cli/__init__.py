@@ -1,6 +1,10 @@
-"""Command line: `cx-assistant ingest | ask | search | eval | serve | mcp`."""
+"""Command line: `cx-assistant ingest | ask | search | eval | serve | mcp | keys`."""
 
-from assistant.cli import evaluate  # noqa: F401 (registers the eval command on the app)
+from assistant.cli import (  # noqa: F401 (each registers its commands on the app)
+    eval_tools,
+    evaluate,
+    keys,
+)
 from assistant.cli.app import app, fail, main
 
 __all__ = ["app", "fail", "main"]

@@ -7,9 +7,11 @@ Two things the SDK leaves to the host app:
   enter `McpHttpApp.lifespan()` in its own lifespan; `attach()` does both the routing and
   that. A manager's `run()` may be entered only once, so each lifespan makes a fresh one
   (a test client that starts the app twice keeps working).
-- Authentication: `check(authorization_header)` runs before the SDK sees the request and
-  answers `(status, message)` to refuse it. The body is a JSON-RPC error (MCP's error shape,
-  as the SDK's own HTTP refusals), whose message the SDK client raises as `MCPError`.
+- Authentication: `check(scope)` runs before the SDK sees the request and answers
+  `(status, message)` to refuse it. The body is a JSON-RPC error (MCP's error shape, as the
+  SDK's own HTTP refusals), whose message the SDK client raises as `MCPError`. It runs in the
+  request's own task, so what it binds in a contextvar (the caller, for the tools' scope
+  checks) reaches the SDK's tasks and the tool threads, which copy the context.
 
 Stateless, JSON-response mode: each POST is served on its own, so `serve --workers N`
 (separate processes that share no memory) can answer any request, and responses are plain
@@ -31,8 +33,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-# (Authorization header or None) -> None to let the request through, or (status, message)
-Check = Callable[[str | None], "tuple[int, str] | None"]
+# (the request's ASGI scope) -> None to let the request through, or (status, message)
+Check = Callable[[Scope], "tuple[int, str] | None"]
 
 
 class McpHttpApp:
@@ -63,8 +65,7 @@ class McpHttpApp:
         if scope["type"] != "http":
             return
         if self.check is not None:
-            header = _header(scope, b"authorization")
-            refused = self.check(header)
+            refused = self.check(scope)
             if refused is not None:
                 await _refuse(send, *refused)
                 return
@@ -85,13 +86,6 @@ class McpHttpApp:
                 yield state
 
         app.router.lifespan_context = lifespan
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

@@ -20,6 +20,8 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from assistant import __version__
+from assistant.access import current
+from assistant.auth import LOCAL
 from assistant.errors import AssistantError
 from assistant.mcp.tools import TOOLS, ToolSpec, invoke
 from assistant.service import AssistantService
@@ -75,9 +77,11 @@ def _tool(spec: ToolSpec, service: AssistantService) -> types.Tool:
 
 def call(service: AssistantService, spec: ToolSpec,
          arguments: dict[str, Any]) -> types.CallToolResult:
-    """One tool call; every failure comes back as a tool error, never an exception."""
+    """One tool call, scoped to the request's caller (over HTTP) or to the local user (stdio,
+    who can read CX_DATA_DIR anyway); every failure comes back as a tool error, never an
+    exception: a collection outside the key's scopes is the API's 403, as a tool error."""
     try:
-        readable, body = invoke(service, spec, arguments)
+        readable, body = invoke(current(service, LOCAL), spec, arguments)
     except ValidationError as exc:
         return invalid_arguments(spec.name, exc)
     except AssistantError as exc:

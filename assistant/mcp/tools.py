@@ -3,7 +3,9 @@
 Arguments are validated by the same pydantic models the HTTP API uses (so a bad `top_k` or an
 unknown filter is refused with the API's wording), results are the service's own response
 models dumped as the API dumps them, and nothing here answers or searches by itself: every
-tool is one `AssistantService` call.
+tool is one call on the service scoped to the caller (assistant.access), so a collection
+outside the caller's key is refused as on the API, and list_collections lists only readable
+ones.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from assistant.access import ScopedService
 from assistant.mcp import text
 from assistant.schemas import (
     AnswerRequest,
@@ -26,7 +29,6 @@ from assistant.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from assistant.service import AssistantService
 from assistant.settings import Settings
 
 _COLLECTION = "Collection to use (see list_collections); omit for the default."
@@ -76,8 +78,8 @@ class ToolSpec:
     description: str
     arguments: type[BaseModel]
     output: type[BaseModel]
-    run: Callable[[AssistantService, Any], BaseModel]
-    render: Callable[[AssistantService, Any, Any], str]
+    run: Callable[[ScopedService, Any], BaseModel]
+    render: Callable[[ScopedService, Any, Any], str]
     question: str | None = None  # the argument CX_MAX_QUESTION_CHARS limits, as in the API
     exclude_none: bool = False  # as the API's response_model_exclude_none for this route
 
@@ -92,7 +94,7 @@ class ToolSpec:
         return self.output.model_json_schema(mode="serialization")
 
 
-def invoke(service: AssistantService, spec: ToolSpec,
+def invoke(service: ScopedService, spec: ToolSpec,
            arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Validate, call the service, and return (readable text, the API's JSON body).
 
@@ -170,8 +172,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="list_collections", title="List collections",
         description=(
-            "Names of the collections (separate knowledge bases) on this server. The other "
-            "tools use the default collection unless given `collection`."),
+            "Names of the collections (separate knowledge bases) on this server that this key "
+            "may read. The other tools use the default collection unless given `collection`."),
         arguments=NoArguments, output=CollectionList,
         run=lambda svc, a: CollectionList(collections=svc.collections()),
         render=lambda svc, a, r: text.collections_text(r.collections, svc.settings.collection),

@@ -8,7 +8,8 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI
 
-from assistant.auth import key_matches
+from assistant.audit import AuditLog
+from assistant.auth import Authenticator
 from assistant.readers import DOC_TYPES, SUPPORTED_SUFFIXES
 from assistant.service import AssistantService
 from assistant.settings import Settings
@@ -115,26 +116,29 @@ def _wire(demo: gr.Blocks, page: Page, on: ChatHandlers) -> None:
     demo.load(on.on_load, None, [p.collection, p.client, p.status])
 
 
-def build_ui(service: AssistantService) -> gr.Blocks:
-    """The chat app; each handler calls `service` (answer_stream, upload, feedback, ...)."""
-    handlers = ChatHandlers(service)
+def build_ui(service: AssistantService, auth: Authenticator | None = None,
+             audit: AuditLog | None = None) -> gr.Blocks:
+    """The chat app; each handler calls `service` (answer_stream, upload, feedback, ...),
+    scoped to the signed-in key."""
+    handlers = ChatHandlers(service, auth or Authenticator(service.settings), audit)
     with gr.Blocks(title="Cx Knowledge Assistant") as demo:
         page = _layout(service.settings, handlers.needs_key)
         _wire(demo, page, handlers)
     return demo
 
 
-def mount_ui(app: FastAPI, service: AssistantService) -> None:
-    """Mount the chat at /ui. With API keys set and reads not public, the UI asks for a key."""
+def mount_ui(app: FastAPI, service: AssistantService, auth: Authenticator | None = None,
+             audit: AuditLog | None = None) -> None:
+    """Mount the chat at /ui. With keys (CX_API_KEYS or a key store) and reads not public,
+    the UI asks for a login: a key's name and secret, or any name and a CX_API_KEYS key.
+    Whether it asks is decided here, at start-up: a key store created later locks the chat's
+    actions (each re-checks the key) until a restart brings the login page."""
     settings = service.settings
-    keys = settings.api_key_list
-    auth = None
-    if keys and not settings.public_read:
-        def auth(_username: str, password: str) -> bool:
-            return key_matches(password, keys)
-
+    auth = auth or Authenticator(settings)
+    login = auth.login if auth.keyed and not settings.public_read else None
     gr.mount_gradio_app(
-        app, build_ui(service), path="/ui", auth=auth,
-        auth_message="Enter any user name and one of the server's API keys as the password.",
+        app, build_ui(service, auth, audit), path="/ui", auth=login,
+        auth_message="User name: your key's name (any name for a CX_API_KEYS key). "
+        "Password: the key itself.",
         footer_links=[], max_file_size=settings.upload_max_bytes, css=CSS, head=HEAD,
     )

@@ -3,6 +3,7 @@ rendered for the page (assistant.ui.render)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -10,7 +11,10 @@ from typing import Any, cast
 import gradio as gr
 from pydantic import ValidationError
 
-from assistant.auth import key_matches
+from assistant.access import ScopedService
+from assistant.audit import AuditLog, AuditRecord
+from assistant.auth import Authenticator, Unauthorized
+from assistant.errors import AssistantError
 from assistant.schemas import (
     MAX_TURN_CHARS,
     AnswerRequest,
@@ -46,31 +50,66 @@ def history_of(turns: Turns) -> list[HistoryTurn]:
 
 
 class ChatHandlers:
-    """The chat's event handlers, bound to one service (Gradio calls the bound methods)."""
+    """The chat's event handlers, bound to one service (Gradio calls the bound methods).
 
-    def __init__(self, service: AssistantService) -> None:
+    Every action resolves the signed-in key again (`Authenticator.ui_principal`, from the
+    login name) and works through the service scoped to it: the picker lists only readable
+    collections, an answer or upload outside the key's scopes is refused with the API's
+    words, a revoked key stops working on its next action, and each action writes an audit
+    line like an API request.
+    """
+
+    def __init__(self, service: AssistantService, auth: Authenticator,
+                 audit: AuditLog | None = None) -> None:
         self.service = service
         self.settings = service.settings
-        self.needs_key = bool(self.settings.api_key_list)
+        self.auth = auth
+        self.audit = audit
+        self.needs_key = auth.keyed  # shows the upload form's key field
 
-    def collections(self) -> list[str]:
+    def _scoped(self, request: gr.Request | None) -> ScopedService:
+        principal = self.auth.ui_principal(getattr(request, "username", None))
+        return ScopedService(self.service, principal)
+
+    def _audit(self, action: str, scoped: ScopedService | None, status: int,
+               request: gr.Request | None) -> None:
+        if self.audit is None:
+            return
+        client = getattr(getattr(request, "client", None), "host", None)
+        self.audit.write(scoped.record if scoped else AuditRecord(), route=f"/ui/{action}",
+                         status=status, request_id=uuid.uuid4().hex[:16], method="UI",
+                         client=client)
+
+    def collections(self, scoped: ScopedService) -> list[str]:
+        """The readable collections, the default among them when the key may read it."""
         try:
-            names = self.service.collections()
+            names = scoped.collections()
         except Exception:  # the banner reports an unreachable store
             names = []
-        return sorted(set(names) | {self.settings.collection})
+        default = {self.settings.collection} if scoped.may_read(None) else set()
+        return sorted(set(names) | default)
 
-    def clients(self, collection: str) -> list[str]:
+    @staticmethod
+    def clients(scoped: ScopedService, collection: str | None) -> list[str]:
         try:
-            return self.service.metadata_values("client", collection)
+            return scoped.metadata_values("client", collection)
         except Exception:
             return []
 
-    def on_load(self) -> tuple[Any, Any, str]:
+    def on_load(self, request: gr.Request) -> tuple[Any, Any, str]:
         """Fill the pickers and say up front if the server is not ready."""
-        default = self.settings.collection
-        checks = self.service.readiness()
-        if not checks.get("chroma"):
+        try:
+            scoped = self._scoped(request)
+        except AssistantError as exc:
+            return gr.update(choices=[], value=None), gr.update(choices=[], value=[]), \
+                status_html(exc.message, "error")
+        choices = self.collections(scoped)
+        default = self.settings.collection if self.settings.collection in choices else (
+            choices[0] if choices else None)
+        checks = self.service.readiness(default)
+        if default is None:
+            message = status_html("This key may not read any collection yet.", "error")
+        elif not checks.get("chroma"):
             message = status_html("The vector store cannot be reached: "
                                   f"{checks.get('chroma_error', '')}", "error")
         elif not checks.get("collection"):
@@ -79,11 +118,15 @@ class ChatHandlers:
                 "'Add documents', or run `cx-assistant ingest PATH` on the server.", "error")
         else:
             message = ""
-        return (gr.update(choices=self.collections(), value=default),
-                gr.update(choices=self.clients(default), value=[]), message)
+        return (gr.update(choices=choices, value=default),
+                gr.update(choices=self.clients(scoped, default), value=[]), message)
 
-    def on_collection(self, collection: str) -> tuple[Any, str]:
-        return gr.update(choices=self.clients(collection), value=[]), ""
+    def on_collection(self, collection: str, request: gr.Request) -> tuple[Any, str]:
+        try:
+            scoped = self._scoped(request)
+        except AssistantError as exc:
+            return gr.update(choices=[], value=[]), status_html(exc.message, "error")
+        return gr.update(choices=self.clients(scoped, collection), value=[]), ""
 
     def _request(self, question: str, collection: str, doc_types: list[str],
                  client_names: list[str], turns: Turns) -> AnswerRequest | str:
@@ -102,44 +145,54 @@ class ChatHandlers:
             return friendly_error(exc)
 
     def ask(self, question: str, chat: list[dict[str, Any]], turns: Turns,
-            collection: str, doc_types: list[str], client_names: list[str]) -> Iterator[Any]:
+            collection: str, doc_types: list[str], client_names: list[str],
+            request: gr.Request) -> Iterator[Any]:
         """Stream an answer into the chat, then fill the sources panel."""
         chat, turns = list(chat or []), list(turns or [])
         question = (question or "").strip()
         collection = collection or self.settings.collection
-        request = self._request(question, collection, doc_types, client_names, turns)
-        if isinstance(request, str):
+        answer_request = self._request(question, collection, doc_types, client_names, turns)
+        if isinstance(answer_request, str):
             tone = "info" if not question else "error"
-            yield chat, turns, gr.skip(), status_html(request, tone), question
+            yield chat, turns, gr.skip(), status_html(answer_request, tone), question
             return
         t = len(turns)
         chat += [{"role": "user", "content": md_text(question)},
                  {"role": "assistant", "content": "…"}]
         yield chat, turns, gr.skip(), "", ""
-        text = ""
+        scoped = None
         try:
-            evidence = self.service.evidence(request)  # also what the source cards show
-            for kind, payload in self.service.answer_stream(request, evidence=evidence):
-                if kind == "delta":
-                    text += str(payload)
-                    chat[-1] = {"role": "assistant", "content": answer_markdown(text, t)}
-                    yield chat, turns, gr.skip(), "", ""
-                elif kind == "done":
-                    response = cast(AnswerResponse, payload).model_dump(mode="json")
-                    read = evidence.by_id()  # the cited chunks, as the answer read them
-                    chunks = {cid: (read[cid].text,
-                                    {"doc_type": str(read[cid].metadata.get("doc_type", ""))})
-                              for c in response["citations"] if (cid := c.get("chunk_id")) in read}
-                    turns.append({"question": question, "response": response,
-                                  "collection": collection, "chunks": chunks})
-                    chat[-1] = {"role": "assistant",
-                                "content": answer_markdown(response["answer"], t, response)}
-                    yield chat, turns, sources_html(turns), "", ""
+            scoped = self._scoped(request)
+            yield from self._answer(scoped, answer_request, chat, turns, t)
+            self._audit("ask", scoped, 200, request)
         except Exception as exc:
+            self._audit("ask", scoped, getattr(exc, "status", 500), request)
             chat = chat[:-2]
             yield chat, turns, gr.skip(), status_html(friendly_error(exc), "error"), question
 
-    def on_like(self, turns: Turns, comment: str, data: gr.LikeData) -> tuple[str, Any]:
+    def _answer(self, scoped: ScopedService, request: AnswerRequest, chat: list[dict[str, Any]],
+                turns: Turns, t: int) -> Iterator[Any]:
+        text = ""
+        evidence = scoped.evidence(request)  # also what the source cards show
+        for kind, payload in scoped.answer_stream(request, evidence=evidence):
+            if kind == "delta":
+                text += str(payload)
+                chat[-1] = {"role": "assistant", "content": answer_markdown(text, t)}
+                yield chat, turns, gr.skip(), "", ""
+            elif kind == "done":
+                response = cast(AnswerResponse, payload).model_dump(mode="json")
+                read = evidence.by_id()  # the cited chunks, as the answer read them
+                chunks = {cid: (read[cid].text,
+                                {"doc_type": str(read[cid].metadata.get("doc_type", ""))})
+                          for c in response["citations"] if (cid := c.get("chunk_id")) in read}
+                turns.append({"question": request.question, "response": response,
+                              "collection": request.collection, "chunks": chunks})
+                chat[-1] = {"role": "assistant",
+                            "content": answer_markdown(response["answer"], t, response)}
+                yield chat, turns, sources_html(turns), "", ""
+
+    def on_like(self, turns: Turns, comment: str, data: gr.LikeData,
+                request: gr.Request) -> tuple[str, Any]:
         """Thumbs on a chat bubble → one feedback row (with the comment box's text)."""
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
         turn_no = int(index) // 2  # the chat alternates user, assistant
@@ -148,7 +201,7 @@ class ChatHandlers:
         liked = data.liked if isinstance(data.liked, bool) else str(data.liked) == "Like"
         turn = turns[turn_no]
         try:
-            row = self.service.feedback.add(FeedbackRequest(
+            row = self._scoped(request).add_feedback(FeedbackRequest(
                 question=turn["question"], answer=turn["response"]["answer"],
                 citations=[{k: c.get(k) for k in ("n", "doc_id", "quote")}
                            for c in turn["response"]["citations"]],
@@ -161,26 +214,39 @@ class ChatHandlers:
         return (status_html(f"Thanks: your {thumb} on answer {turn_no + 1} was recorded "
                             f"(feedback #{row}).", "ok"), "")
 
-    def upload(self, files: list[str] | None, collection: str,
-               api_key: str) -> tuple[str, Any, Any]:
+    def upload(self, files: list[str] | None, collection: str, api_key: str,
+               request: gr.Request) -> tuple[str, Any, Any]:
+        """Ingest the chosen files with the key typed in the form (its write scopes apply)."""
         collection = collection or self.settings.collection
         if not files:
             return status_html("Choose one or more files to upload first.", "info"), \
                 gr.skip(), gr.skip()
-        if self.needs_key and not key_matches(api_key or "", self.settings.api_key_list):
-            return status_html("Uploading needs an API key: enter one of the server's "
-                               "CX_API_KEYS.", "error"), gr.skip(), gr.skip()
+        scoped = None
         try:
+            address = getattr(getattr(request, "client", None), "host", None)
+            principal = self.auth.authenticate(api_key or "", write=True, address=address)
+            scoped = ScopedService(self.service, principal)
             uploads = [Upload(Path(f).name, Path(f).read_bytes()) for f in files]
-            summary = self.service.upload(uploads, collection)
+            summary = scoped.upload(uploads, collection)
+        except Unauthorized:
+            self._audit("upload", scoped, 401, request)
+            return status_html("Uploading needs an API key with write access: enter it "
+                               "above.", "error"), gr.skip(), gr.skip()
         except Exception as exc:
+            self._audit("upload", scoped, getattr(exc, "status", 500), request)
             return status_html(friendly_error(exc), "error"), gr.skip(), gr.skip()
+        self._audit("upload", scoped, 200, request)
         skipped = "".join(f"; skipped {s.path}: {s.reason}" for s in summary.skipped)
         message = (f"Ingested into '{collection}': {', '.join(summary.doc_ids)} "
                    f"({summary.added} added, {summary.updated} updated, {summary.unchanged} "
                    f"unchanged){skipped}.")
-        return (status_html(message, "ok"),
-                gr.update(choices=self.collections(), value=collection), None)
+        try:  # the picker is the session's: what the signed-in key (not the form's) reads
+            choices = self.collections(self._scoped(request))
+            picker = gr.update(choices=choices, value=collection) if collection in choices \
+                else gr.update(choices=choices)
+        except AssistantError:
+            picker = gr.skip()
+        return status_html(message, "ok"), picker, None
 
     @staticmethod
     def pick_example(data: gr.SelectData) -> str:

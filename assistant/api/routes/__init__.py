@@ -8,9 +8,10 @@ from assistant.api.routes import (
     documents,
     feedback,
     health,
+    keys,
     openai,
     search,
 )
 
 ROUTERS = [health.router, search.router, answer.router, documents.router,
-           collections.router, feedback.router, openai.router]
+           collections.router, feedback.router, keys.router, openai.router]

@@ -28,14 +28,15 @@ SSE_EXAMPLE = (
 
 @router.post("/answer", response_model=AnswerResponse, response_model_exclude_none=True,
              responses={200: {"content": {"text/event-stream": {"example": SSE_EXAMPLE}}},
-                        **error_responses(400, 401, 404, 413, 422, 503)})
+                        **error_responses(400, 401, 403, 404, 413, 422, 429, 503)})
 def answer(body: AnswerRequest, service: ServiceDep) -> Any:
     """Answer a question from the knowledge base, citing every claim.
 
     The answer marks each claim with `[n]`; `citations[n]` gives the document, section
     and the verbatim `quote` it rests on. When nothing in the collection answers the
     question, `abstained` is true, the answer says so, and there are no citations.
-    Pass earlier turns in `history` for follow-up questions.
+    Pass earlier turns in `history` for follow-up questions. A collection outside the key's
+    read scopes (the default one when `collection` is omitted) is a 403 naming it.
 
     With `"stream": true` the reply is `text/event-stream`: `delta` events whose data is
     `{"text": ...}` (append them in order), then one `done` event whose data is the same

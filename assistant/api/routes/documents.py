@@ -1,4 +1,5 @@
-"""/v1/documents: list, read, upload and delete documents of a collection."""
+"""/v1/documents: list, read, upload and delete documents of a collection (reads need the
+collection in the key's read scopes, uploads and deletes in its write scopes)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ DocId = Annotated[str, Path(min_length=1, max_length=1024, examples=[DOC_ID_EXAM
 
 
 @router.get("", response_model=DocumentList, dependencies=[ReadKey],
-            responses=error_responses(401, 404, 422, 503))
+            responses=error_responses(401, 403, 404, 422, 429, 503))
 def list_documents(
     service: ServiceDep,
     collection: CollectionQuery = None,
@@ -31,7 +32,7 @@ def list_documents(
 
 
 @router.get("/{doc_id:path}", response_model=DocumentDetail, dependencies=[ReadKey],
-            responses=error_responses(401, 404, 422, 503))
+            responses=error_responses(401, 403, 404, 422, 429, 503))
 def get_document(service: ServiceDep, doc_id: DocId,
                  collection: CollectionQuery = None) -> DocumentDetail:
     """One document: its metadata and its chunks in order (404 if it is not there)."""
@@ -39,7 +40,7 @@ def get_document(service: ServiceDep, doc_id: DocId,
 
 
 @router.post("", response_model=UploadSummary, dependencies=[WriteKey],
-             responses=error_responses(400, 401, 409, 413, 415, 422, 503))
+             responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429, 503))
 def upload_documents(
     service: ServiceDep,
     files: Annotated[list[UploadFile], File(description="One or more files to ingest.")],
@@ -59,7 +60,7 @@ def upload_documents(
 
 
 @router.delete("/{doc_id:path}", dependencies=[WriteKey],
-               responses=error_responses(401, 404, 409, 422, 503))
+               responses=error_responses(401, 403, 404, 409, 422, 429, 503))
 def delete_document(service: ServiceDep, doc_id: DocId,
                     collection: CollectionQuery = None) -> dict[str, Any]:
     """Remove one document and all its chunks (404 if it is not there)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from assistant.api.deps import ServiceDep
+from assistant.api.deps import get_service
+from assistant.service import AssistantService
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +22,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={
     200: {"description": "Ready: every check passed."},
     503: {"description": "Not ready: the same body, with the failing check false."}})
-def readyz(service: ServiceDep) -> JSONResponse:
+def readyz(service: Annotated[AssistantService, Depends(get_service)]) -> JSONResponse:
     """Readiness: Chroma reachable, embedder loaded, default collection present."""
     checks = service.readiness()
     ready = bool(checks.get("chroma") and checks.get("embedder") and checks.get("collection"))

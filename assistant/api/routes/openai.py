@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from assistant.access import ScopedService
 from assistant.answer_text import answer_with_sources
 from assistant.api.deps import ReadKey, ServiceDep, check_question
 from assistant.api.openai_errors import openai_error
@@ -43,7 +44,6 @@ from assistant.schemas import (
     HistoryTurn,
     SearchFilters,
 )
-from assistant.service import AssistantService
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"], dependencies=[ReadKey])
 
@@ -51,16 +51,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": OpenAIError, "description": text} for code, text in {
         400: "Invalid request: a bad field, an unsupported parameter (tools, n > 1, "
              "logprobs, images), or a question over CX_MAX_QUESTION_CHARS.",
-        401: "CX_API_KEYS is set and the request has no valid bearer key.",
+        401: "Keys are required and the request has no valid bearer key.",
+        403: "The model's collection is outside the key's read scopes.",
         404: "No such model: `GET /v1/models` lists them.",
         413: "The body is over CX_MAX_BODY_BYTES.",
+        429: "Too many failed authentications from this address: retry after Retry-After.",
         503: "The vector store or the embedding model is unavailable.",
     }.items()}
 SOURCES_SEPARATOR = "\n\nSources:\n"
 
 
-def model_ids(service: AssistantService) -> list[str]:
-    """Every collection, then each collection with each of its document types."""
+def model_ids(service: ScopedService) -> list[str]:
+    """Every collection the key may read, then each with each of its document types."""
     names = service.collections()
     ids = list(names)
     for name in names:
@@ -70,14 +72,19 @@ def model_ids(service: AssistantService) -> list[str]:
 
 @router.get("/models", response_model=ModelList, responses=_ERRORS)
 def models(service: ServiceDep) -> ModelList:
-    """The models this server answers as: one per collection, and one per collection and
-    document type (`collection:doc_type`, answering from that type only)."""
+    """The models this server answers as for this key: one per collection it may read, and one
+    per such collection and document type (`collection:doc_type`, answering from that type
+    only)."""
     return ModelList(data=[Model(id=i) for i in model_ids(service)])
 
 
-def _resolve(service: AssistantService, model: str) -> tuple[str, SearchFilters | None] | None:
-    """(collection, doc-type filter) for a model id, or None if the model does not exist."""
+def _resolve(service: ScopedService, model: str) -> tuple[str, SearchFilters | None] | None:
+    """(collection, doc-type filter) for a model id, or None if the model does not exist;
+    a collection outside the key's read scopes is a 403 first (existing or not)."""
     name, _, doc_type = model.partition(":")
+    if not name:
+        return None
+    service.readable(name)
     if name not in service.collections():
         return None
     if not doc_type:
@@ -147,7 +154,7 @@ def chat_completions(body: ChatCompletionRequest, service: ServiceDep) -> Any:
 class _Reply:
     """One completion's identity (id, time, model) and its renderings, whole or as chunks."""
 
-    def __init__(self, service: AssistantService, body: ChatCompletionRequest) -> None:
+    def __init__(self, service: ScopedService, body: ChatCompletionRequest) -> None:
         self.service, self.body = service, body
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
