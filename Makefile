@@ -74,12 +74,14 @@ bench-quality: setup
 	  --out eval/results/financebench.json --report eval/results/financebench.html
 
 # Performance against the plain llama-index recipe (issue 7): ingest throughput on corpus/ and
-# SciFact beside the peer and the model alone, then query latency, start-up and memory.
-# Tables on stdout, JSON in eval/results/bench-{ingest,latency}.json. Tens of minutes (the
+# SciFact beside the peer and the model alone, then query latency, start-up and memory, then
+# requests/s of serve --workers 1 and 2 under the load test (over a chroma run server).
+# Tables on stdout, JSON in eval/results/bench-{ingest,latency,workers}.json. Tens of minutes (the
 # peer's SciFact ingest alone is ~6 min). BENCH_ARGS=--docs 500 for a quick partial run.
 bench: setup
 	$(BIN)/python eval/bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python eval/bench/latency.py
+	$(BIN)/python eval/bench/workers.py
 
 # 16 clients (search + answer) and one upload a second for 60 s against a served copy of
 # corpus/; figures in eval/results/load.json. tests/test_load.py runs the same in `make test`.

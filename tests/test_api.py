@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers.files import write_md
+from helpers.files import write_small_kb
 from helpers.processes import cli_ingest, serve
 
 
@@ -15,12 +15,7 @@ from helpers.processes import cli_ingest, serve
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("api-data")
     kb = tmp_path_factory.mktemp("api-kb")
-    write_md(kb / "articles" / "faults.md", "Defining faults",
-             "# Defining faults\n\nA Cx Quality Fault is a moment where the customer receives "
-             "less than the organisation promised.", doc_type="article", date="2024-01-05")
-    write_md(kb / "findings" / "acme.md", "Acme churn",
-             "# Acme churn\n\nAcme's churn fell from 2.1% to 1.6% after the fix.",
-             doc_type="finding", client="Acme")
+    write_small_kb(kb)
     cli_ingest(kb, data)
     with serve(data) as served:
         yield served.url

@@ -14,7 +14,7 @@ import httpx
 import httpx2
 import pytest
 from helpers import REPO
-from helpers.files import write_md
+from helpers.files import write_small_kb
 from helpers.processes import CLI, cli_ingest, serve
 from helpers.settings import make_settings
 from mcp import Client, StdioServerParameters
@@ -36,12 +36,7 @@ OFF_TOPIC = "Who won the 1998 World Cup?"
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("mcp-data")
     kb = tmp_path_factory.mktemp("mcp-kb")
-    write_md(kb / "articles" / "faults.md", "Defining faults",
-             "# Defining faults\n\nA Cx Quality Fault is a moment where the customer receives "
-             "less than the organisation promised.", doc_type="article", date="2024-01-05")
-    write_md(kb / "findings" / "acme.md", "Acme churn",
-             "# Acme churn\n\nAcme's churn fell from 2.1% to 1.6% after the fix.",
-             doc_type="finding", client="Acme")
+    write_small_kb(kb)
     cli_ingest(kb, data)
     return data
 

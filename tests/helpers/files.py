@@ -17,6 +17,18 @@ def write_md(path: Path, title: str, body: str, **meta: object) -> Path:
     return path
 
 
+def write_small_kb(kb: Path) -> Path:
+    """Two documents several API, MCP and CLI tests share: a definition (article) and a
+    client finding with a figure."""
+    write_md(kb / "articles" / "faults.md", "Defining faults",
+             "# Defining faults\n\nA Cx Quality Fault is a moment where the customer receives "
+             "less than the organisation promised.", doc_type="article", date="2024-01-05")
+    write_md(kb / "findings" / "acme.md", "Acme churn",
+             "# Acme churn\n\nAcme's churn fell from 2.1% to 1.6% after the fix.",
+             doc_type="finding", client="Acme")
+    return kb
+
+
 def write_pdf(path: Path, title: str, paragraphs: list[str]) -> Path:
     from fpdf import FPDF
 
