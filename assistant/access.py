@@ -11,7 +11,7 @@ whatever filters or history the request carries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -69,18 +69,17 @@ class ScopedService:
         """The collection's name (the default for None) if this caller may read it; else
         AccessDenied naming it, before anything is read (so a missing collection outside the
         scopes is a 403 too, never a 404 that would confirm it exists)."""
-        name = collection or self.settings.collection
-        self.record.collection = name
-        if not self.principal.can_read(name):
-            raise AccessDenied(f"the key '{self.principal.name}' may not read the collection "
-                               f"'{name}'")
-        return name
+        return self._allowed(collection, self.principal.can_read, "read")
 
     def writable(self, collection: str | None) -> str:
+        """As `readable`, for writes (upload, delete)."""
+        return self._allowed(collection, self.principal.can_write, "write to")
+
+    def _allowed(self, collection: str | None, may: Callable[[str], bool], verb: str) -> str:
         name = collection or self.settings.collection
         self.record.collection = name
-        if not self.principal.can_write(name):
-            raise AccessDenied(f"the key '{self.principal.name}' may not write to the "
+        if not may(name):
+            raise AccessDenied(f"the key '{self.principal.name}' may not {verb} the "
                                f"collection '{name}'")
         return name
 

@@ -341,7 +341,7 @@ def test_the_chat_shows_a_scoped_key_only_its_collections(server: Server) -> Non
         page.keyboard.press("Enter")
         page.wait_for_selector("#cx-question textarea")
         page.click("#cx-filters")
-        page.wait_for_function("document.querySelector('#cx-collection input').value "
+        page.wait_for_function("document.querySelector('#cx-collection input')?.value "
                                "=== 'client-acme'")
         page.click("#cx-collection input")
         options = page.locator("#cx-collection [role=option]")
