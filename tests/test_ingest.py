@@ -122,7 +122,7 @@ def test_every_format_is_ingested(service: AssistantService, tmp_path: Path):
                                  "</main></body></html>", "utf-8")
     write_pdf(root / "d.pdf", "D", ["PDF body about survey design."])
     write_docx(root / "e.docx", "E", {"Heading": ["DOCX body about frontline empowerment."]})
-    (root / "ignored.csv").write_text("a,b", "utf-8")
+    (root / "ignored.xyz").write_text("a,b", "utf-8")
     summary = service.ingest([root])
     assert summary.added == 5 and summary.skipped == []
     assert set(_state(service)) == {"a.md", "b.txt", "c.html", "d.pdf", "e.docx"}
