@@ -13,9 +13,16 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export GRADIO_ANALYTICS_ENABLED=False
 export ANONYMIZED_TELEMETRY=False
 
-.PHONY: setup run test test-fast lint bench bench-quality bench-load corpus-formats clean llm-test browser
+.PHONY: setup ocr run test test-fast lint bench bench-quality bench-load bench-ocr corpus-formats clean llm-test browser
 
-setup: $(STAMP)
+setup: $(STAMP) ocr
+
+# Debian's tesseract-ocr and its English data, for scanned PDF pages (assistant/readers);
+# installed only when missing, like chromium below.
+ocr:
+	@command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null; }
 
 # constraints.txt pins the CPU build of torch (see README: install notes).
 $(STAMP): pyproject.toml constraints.txt
@@ -82,6 +89,12 @@ bench: setup
 	$(BIN)/python eval/bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python eval/bench/latency.py
 	$(BIN)/python eval/bench/workers.py
+	$(BIN)/python eval/bench/ocr.py
+
+# Seconds per scanned PDF page (OCR alone and a whole ingest) beside a text-layer page, on the
+# corpus's scans and generated ones; figures in eval/results/bench-ocr.json. A few minutes.
+bench-ocr: setup
+	$(BIN)/python eval/bench/ocr.py
 
 # 16 clients (search + answer) and one upload a second for 60 s against a served copy of
 # corpus/; figures in eval/results/load.json. tests/test_load.py runs the same in `make test`.

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from assistant.evidence import Evidence
     from assistant.llm import LLMClient
     from assistant.llm_answering import AnswerEvent
+    from assistant.originals import Original
 
 # The current request's caller and audit record, for code the request reaches through another
 # library's tasks and threads (the MCP SDK's tool calls); contextvars follow both.
@@ -136,6 +137,12 @@ class ScopedService:
         detail = self.service.document(doc_id, collection)
         self.record.add_docs([doc_id])
         return detail
+
+    def original(self, doc_id: str, collection: str | None = None) -> Original:
+        self.readable(collection)
+        found = self.service.original(doc_id, collection)
+        self.record.add_docs([doc_id])
+        return found
 
     def metadata_values(self, key: str, collection: str | None = None) -> list[str]:
         self.readable(collection)

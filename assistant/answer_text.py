@@ -20,7 +20,8 @@ def where(doc_id: str, section: str) -> str:
 def source_line(c: Citation) -> str:
     """One Sources entry: marker, title, location and the verbatim quote."""
     flag = "" if c.supported else UNVERIFIED
-    return f'- [{c.n}] {c.title or c.doc_id} ({where(c.doc_id, c.section)}){flag}: "{c.quote}"'
+    place = where(c.doc_id, c.section) + (f", {c.location.label}" if c.location else "")
+    return f'- [{c.n}] {c.title or c.doc_id} ({place}){flag}: "{c.quote}"'
 
 
 def answer_with_sources(response: AnswerResponse) -> str:

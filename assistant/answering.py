@@ -28,6 +28,7 @@ import numpy as np
 
 from assistant.boilerplate import is_boilerplate, normalise
 from assistant.evidence import EXTRA_SECTION_CHUNKS, Evidence, reading_list  # noqa: F401
+from assistant.locations import location_at
 from assistant.passages import adjacent, continuation, expand, quote_runs
 from assistant.questions import analyse, carries, specific_terms, uncovered
 from assistant.retrieval import ScoredChunk
@@ -256,6 +257,7 @@ class ExtractiveAnswerer:
                     section=str(meta.get("section", "")), quote=quote,
                     score=round(float(max(cosines[j] for j in span)), 4), chunk_id=chunk.id,
                     start=chunk_start + first.start, end=chunk_start + last.end,
+                    location=location_at(meta, chunk_start + first.start),
                 ))
                 parts.append(f"{display_text(quote)} [{n}]")
         response = AnswerResponse(answer=" ".join(parts), abstained=False, citations=citations)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.chroma_reads import visible_rows
 from assistant.errors import DocumentNotFound
+from assistant.locations import location_at
 from assistant.schemas import ChunkDetail, DocumentDetail, DocumentInfo
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def detail(collection: Collection, doc_id: str) -> DocumentDetail:
             "chunk_index", "start", "end")},
         chunks=[ChunkDetail(chunk_id=cid, index=int(m.get("chunk_index", 0)),
                             section=str(m.get("section", "")), text=text or "",
-                            start=int(m.get("start", 0)), end=int(m.get("end", 0)))
+                            start=int(m.get("start", 0)), end=int(m.get("end", 0)),
+                            location=location_at(m))
                 for cid, text, m in rows],
     )

@@ -140,6 +140,17 @@ class SearchRequest(BaseModel):
     filters: SearchFilters | None = None
 
 
+class Location(BaseModel):
+    """Where a passage sits in its original file: a PDF page, a deck's slide, a sheet row."""
+
+    page: int | None = Field(default=None, description="PDF page, 1-based.")
+    slide: int | None = Field(default=None, description="Slide of a deck, 1-based.")
+    sheet: str | None = Field(default=None, description="Worksheet of a workbook.")
+    row: int | None = Field(default=None, description="Row number as the spreadsheet shows it "
+                            "(CSV: the line, header = 1).")
+    label: str = Field(description='For display: "p. 12", "slide 4", "Scores, row 7".')
+
+
 class SearchHit(BaseModel):
     doc_id: str
     title: str
@@ -147,6 +158,8 @@ class SearchHit(BaseModel):
     text: str = Field(description="The document's best-matching chunk.")
     score: float = Field(description="Fused relevance score (higher is better).")
     metadata: dict[str, object] = Field(default_factory=dict)
+    location: Location | None = Field(
+        default=None, description="Where the chunk starts in the original (paged formats).")
 
 
 class SearchResponse(BaseModel):
@@ -194,6 +207,9 @@ class Citation(BaseModel):
     chunk_id: str = ""
     start: int = Field(default=0, description="Offset of the quote in the source text.")
     end: int = 0
+    location: Location | None = Field(
+        default=None, description="Where the quote is in the original file: page, slide or "
+        "sheet and row. None for formats without pages (Markdown, HTML, DOCX, text).")
     supported: bool = Field(
         default=True,
         description="LLM mode: whether the quote supports the sentence citing it (cosine to "
@@ -239,6 +255,9 @@ class IngestSummary(BaseModel):
     removed: int = 0
     unchanged: int = 0
     skipped: list[SkippedFile] = Field(default_factory=list)
+    warnings: list[SkippedFile] = Field(
+        default_factory=list, description="Files ingested with a part left out: a scanned "
+        "page OCR could not read, a sheet cut at its row limit.")
     embedded_chunks: int = 0
     seconds: float = 0.0
 
@@ -263,6 +282,7 @@ class ChunkDetail(BaseModel):
     text: str
     start: int = Field(description="Offset of the chunk in the document's text.")
     end: int
+    location: Location | None = None
 
 
 class DocumentDetail(BaseModel):

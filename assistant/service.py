@@ -16,16 +16,11 @@ from assistant.chroma_reads import Metadata, visible_metadata
 from assistant.errors import DocumentNotFound  # noqa: F401 (re-exported)
 from assistant.evidence import Evidence, condense_question
 from assistant.feedback import FeedbackStore
-from assistant.ingest import (
-    Ingestor,
-    Journal,
-    SourceRecord,
-    generation,
-    ingest_lock,
-    run_repairing,
-)
+from assistant.ingest import Ingestor, Journal, SourceRecord, generation, ingest_lock, run_repairing
 from assistant.llm import LLMClient, Sampling, llm_configured
 from assistant.llm_answering import AnswerEvent, condense, llm_events
+from assistant.locations import location_at
+from assistant.originals import Original, find_original
 from assistant.retrieval import (
     Retriever,
     RetrieverCache,
@@ -160,6 +155,7 @@ class AssistantService:
                             "embedded_chunks"):
                     setattr(total, key, getattr(total, key) + getattr(part, key))
                 total.skipped.extend(part.skipped)
+                total.warnings.extend(part.warnings)
                 total.seconds += part.seconds
         self.retrievers.drop(name)
         total.seconds = round(total.seconds, 3)
@@ -214,6 +210,7 @@ class AssistantService:
                 section=str(c.metadata.get("section", "")), text=c.text,
                 score=round(c.score, 6),
                 metadata={k: c.metadata[k] for k in documents.PUBLIC_META if k in c.metadata},
+                location=location_at(c.metadata),
             )
             for c in best_per_document(chunks, top_k)
         ]
@@ -334,6 +331,10 @@ class AssistantService:
         """One document's metadata and its chunks in order (DocumentNotFound if absent)."""
         return documents.detail(self.store.get_collection(self.collection_name(collection)),
                                 doc_id)
+
+    def original(self, doc_id: str, collection: str | None = None) -> Original:
+        """The file a document was ingested from (originals.py: never outside its root)."""
+        return find_original(self.store.get_collection(self.collection_name(collection)), doc_id)
 
     def upload(self, uploads: list[Upload], collection: str | None = None) -> UploadSummary:
         """Save uploaded files under CX_DATA_DIR/uploads/<collection>/ and ingest them.

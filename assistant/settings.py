@@ -182,6 +182,11 @@ class Settings(BaseSettings):
         "feedback) through without a key; writes (upload, delete, feedback export) still "
         "need one.",
     )
+    file_link_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 86400,
+        description="How long the chat UI's \"Open original\" links work, in seconds: the "
+        "UI signs each for the signed-in key, as a read of that one document.",
+    )
     upload_max_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1024, le=1024**3,
         description="Largest single uploaded file, in bytes.",

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from assistant.answering import SentenceEmbeddingCache, split_sentences
+from assistant.locations import location_at
 from assistant.prompts import NO_ANSWER, PROMPT_VERSION, Source
 from assistant.schemas import Citation, VerificationReport
 
@@ -173,7 +174,7 @@ def verify_answer(
                         title=str(meta.get("title", "")), section=str(meta.get("section", "")),
                         quote=source.chunk.text[start:end], score=round(cosine, 4),
                         chunk_id=source.chunk.id, start=offset + start, end=offset + end,
-                        supported=supported,
+                        supported=supported, location=location_at(meta, offset + start),
                     ))
                 else:  # the same span cited again: unsupported if any use of it is
                     cited = citations[numbering[key] - 1]

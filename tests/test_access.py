@@ -182,6 +182,7 @@ def reads(server: Server, key: Key, collection: str | None) -> dict[str, tuple[i
                                                    **col}}),
         ("list", "GET", "/v1/documents", {"params": col}),
         ("document", "GET", f"/v1/documents/{doc}", {"params": col}),
+        ("original", "GET", f"/v1/documents/{doc}/file", {"params": col}),
         ("feedback", "POST", "/v1/feedback", {"json": {"question": QUESTION,
                                                        "rating": "up", **col}}),
         ("chat", "POST", "/v1/chat/completions", {"json": {

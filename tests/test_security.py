@@ -61,6 +61,7 @@ def _requests(doc_id: str) -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/v1/documents"): {},
         ("POST", "/v1/documents"): {"files": [("files", ("keyed-2.md", b"Quokkas: 12."))]},
         ("GET", "/v1/documents/{doc_id}"): {"path": f"/v1/documents/{doc_id}"},
+        ("GET", "/v1/documents/{doc_id}/file"): {"path": f"/v1/documents/{doc_id}/file"},
         ("DELETE", "/v1/documents/{doc_id}"): {"path": "/v1/documents/keyed-2.md"},
         ("GET", "/v1/collections"): {},
         ("POST", "/v1/feedback"): {"json": {"question": "q", "rating": "down"}},

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers.browser import CHROMIUM, LAUNCH_ARGS
-from helpers.files import write_md
+from helpers.files import write_md, write_pdf
 from helpers.processes import cli_ingest, serve
 
 SCREENSHOT = Path(os.environ.get("CX_UI_SCREENSHOT", "/tmp/cx-ui-flow.png"))
@@ -36,6 +36,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
              doc_type="finding", client="Acme")
     write_md(kb / EVIL_NAME, "<script>alert('title')</script>", EVIL_BODY,
              doc_type="playbook", client="\"<img src=x onerror=alert(4)>\"")
+    write_pdf(kb / "findings" / "harbour-review.pdf", "Harbour Ferries review", [
+        "Harbour Ferries asked us to review the booking journey end to end.",
+        "Harbour Ferries refunds for cancelled sailings took eleven working days on average.",
+    ])
     cli_ingest(kb, data)
     with serve(data) as served:
         yield served.url
@@ -169,3 +173,22 @@ def test_untrusted_text_renders_inert(page: Any, server: str, tmp_path: Path) ->
     docs = httpx.get(f"{server}/v1/documents", params={"limit": 1000}).json()["data"]
     uploaded = [d["doc_id"] for d in docs if "onload" in d["doc_id"]]
     assert len(uploaded) == 1 and "<" not in uploaded[0] and uploaded[0].endswith(".md")
+
+
+def test_a_pdf_citation_shows_its_page_and_opens_the_original_there(page: Any,
+                                                                   server: str) -> None:
+    ask(page, "How long did Harbour Ferries take to refund cancelled sailings?")
+    card = page.locator("#cx-sources .cx-source").filter(has_text="harbour-review.pdf").first
+    assert card.locator("summary .cx-loc").inner_text() == "p. 2"  # shown while closed
+    card.locator("summary").click()
+    link = card.locator("a.cx-open")
+    assert link.inner_text() == "Open original"
+    href = link.get_attribute("href")
+    assert href.startswith("/v1/documents/findings/harbour-review.pdf/file?")
+    assert href.endswith("#page=2") and "token=" in href
+    assert link.get_attribute("target") == "_blank"
+    original = page.request.get(server + href.split("#")[0])
+    assert original.status == 200
+    assert original.headers["content-type"] == "application/pdf"
+    assert original.body().startswith(b"%PDF")
+    assert page.dialogs == []

@@ -26,6 +26,7 @@ from assistant.api.openai_errors import OpenAIErrorShape
 from assistant.api.routes import ROUTERS, documents
 from assistant.audit import AuditLog
 from assistant.auth import Authenticator
+from assistant.file_links import FileLinks
 from assistant.mcp import McpHttpApp, create_server
 from assistant.service import AssistantService
 from assistant.settings import load_settings
@@ -48,6 +49,7 @@ def create_app(service: AssistantService, ui: bool = True) -> FastAPI:
     app.state.limits = limits = BodyLimits.from_settings(s)
     app.state.auth = auth = Authenticator(s)
     app.state.audit = audit = AuditLog(s)
+    app.state.file_links = FileLinks(s.data_dir, s.file_link_ttl_s)
     app.add_middleware(RequestGate, limit_for=limits.for_scope, refuse=refuse_without_key,
                        observe=lambda scope, status: _login_failed(auth, scope, status))
     app.add_middleware(OpenAIErrorShape)  # outside the gate: it reshapes its refusals too

@@ -29,6 +29,7 @@ from assistant.api.gate import Refusal
 from assistant.audit import AuditRecord
 from assistant.auth import AccessDenied, Authenticator, Principal, TooManyFailures, Unauthorized
 from assistant.errors import AssistantError
+from assistant.file_links import FileLinks
 from assistant.schemas import question_length_error
 from assistant.service import AssistantService
 from assistant.settings import Settings
@@ -105,11 +106,38 @@ def require_admin_key(request: Request, credentials: Credentials) -> None:
                            "`cx-assistant keys create --name NAME --read '*' --admin`")
 
 
+FILE_SUFFIX = "/file"
+
+
+def require_read_key_or_link(request: Request, credentials: Credentials) -> None:
+    """The original-file route: a key, as for any read, or the chat UI's signed link
+    (file_links.py), which reads exactly the one document it was signed for."""
+    token = request.query_params.get("token")
+    auth: Authenticator = request.app.state.auth
+    if not token or credentials is not None or not auth.keyed:
+        caller(request, _secret(credentials), write=False)
+        return
+    path = request.scope["path"]
+    doc_id = path.removeprefix("/v1/documents/").removesuffix(FILE_SUFFIX)
+    collection = request.query_params.get("collection") or auth.settings.collection
+    links: FileLinks = request.app.state.file_links
+    grant = links.check(token, collection, doc_id)
+    if grant is None:
+        raise HTTPException(status_code=401, detail="this link to the original has expired or "
+                            "is not valid: open it again from the chat's source card, or "
+                            "send an API key", headers={"WWW-Authenticate": "Bearer"})
+    principal = Principal(f"{grant.key} (link)", (grant.collection,))
+    request.scope.setdefault("state", {})["principal"] = principal
+    audit_record(request.scope).key = principal.name
+
+
 ReadKey = Depends(require_read_key)
+ReadKeyOrLink = Depends(require_read_key_or_link)
 WriteKey = Depends(require_write_key)
 AdminKey = Depends(require_admin_key)
 _GUARDS: dict[Callable[..., None], bool] = {  # guard -> is a write (no public access)
-    require_read_key: False, require_write_key: True, require_admin_key: True}
+    require_read_key: False, require_write_key: True, require_admin_key: True,
+    require_read_key_or_link: False}
 
 
 def scoped_service(request: Request, service: Annotated[AssistantService, Depends(get_service)],

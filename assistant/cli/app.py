@@ -87,6 +87,8 @@ def ingest(
         ))
     for skipped in summary.skipped:
         typer.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
+    for warned in summary.warnings:
+        typer.echo(f"warning {warned.path}: {warned.reason}", err=True)
     if as_json:
         typer.echo(json.dumps(summary.model_dump(mode="json")))
         return
@@ -120,7 +122,8 @@ def ask(
     if response.citations:
         typer.echo("\nSources:")
     for c in response.citations:
-        where = f" § {c.section}" if c.section else ""
+        where = (f" § {c.section}" if c.section else "") + \
+            (f", {c.location.label}" if c.location else "")
         flag = "" if c.supported else " [UNVERIFIED: the quote does not support the claim]"
         typer.echo(f"[{c.n}] {c.title} ({c.doc_id}{where}){flag}\n    \"{c.quote}\"")
 
@@ -145,7 +148,8 @@ def search(
     if not response.hits:
         typer.echo("no matching documents")
     for i, hit in enumerate(response.hits, start=1):
-        where = f" § {hit.section}" if hit.section else ""
+        where = (f" § {hit.section}" if hit.section else "") + \
+            (f", {hit.location.label}" if hit.location else "")
         snippet = " ".join(hit.text.split())[:200]
         typer.echo(f"{i}. {hit.title} ({hit.doc_id}{where}) score={hit.score:.4f}\n   {snippet}")
 

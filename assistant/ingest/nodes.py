@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from assistant.chunking import Chunk
+from assistant.locations import Breakpoints, chunk_locations
 
 # Chunk metadata that must not be embedded or shown to a model: bookkeeping only.
 BOOKKEEPING = (
     "doc_id", "doc_type", "client", "author", "date", "date_int", "tags", "start", "end",
     "chunk_index", "chunk_count", "doc_hash", "source_root", "ingested_at", "file_size",
+    "page", "slide", "sheet", "row", "locations", "ocr", "ocr_pages",
 )
 CHROMA_MAX_BATCH = 5000  # under Chroma's maximum batch size
 
@@ -39,11 +41,13 @@ def make_node(
     doc_hash: str,
     source_root: str,
     ingested_at: str,
+    breakpoints: Breakpoints = (),
 ) -> Any:
     """A llama-index TextNode for one chunk, with flat (Chroma-compatible) metadata.
 
     Tags become one flag key each (`tag:<name>`) so Chroma and BM25 can filter on them;
-    the date also becomes an integer so date ranges are numeric comparisons.
+    the date also becomes an integer so date ranges are numeric comparisons. `breakpoints`
+    (the reader's locations) give the chunk its page, slide or sheet row (locations.py).
     """
     from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 
@@ -62,9 +66,10 @@ def make_node(
         "source_root": source_root,
         "ingested_at": ingested_at,
     }
-    for key in ("client", "author", "date"):
+    for key in ("client", "author", "date", "ocr"):
         if doc_meta.get(key):
             metadata[key] = doc_meta[key]
+    metadata.update(chunk_locations(breakpoints, chunk.start, chunk.end))
     if doc_meta.get("date"):
         metadata["date_int"] = int(doc_meta["date"].replace("-", ""))
     for tag in tags:

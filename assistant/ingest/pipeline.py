@@ -184,7 +184,7 @@ class Ingestor:
         self.faults.reached("scanned")
         for source in sources:
             try:
-                version = doc_hash(self.signature, source.content())
+                version = doc_hash(self.signature + source.reader_version, source.content())
             except (OSError, ReadError) as exc:
                 plan.skipped.append(SkippedFile(path=source.doc_id, reason=str(exc)))
                 continue
@@ -218,7 +218,7 @@ class Ingestor:
         for item in plan.reindex:
             doc_id = item.source.doc_id
             try:
-                nodes = self._nodes(item.source, source_root, item.doc_hash)
+                nodes = self._nodes(item.source, source_root, item.doc_hash, summary)
             except ReadError as exc:
                 summary.skipped.append(SkippedFile(path=doc_id, reason=str(exc)))
                 done += 1
@@ -296,15 +296,18 @@ class Ingestor:
             entry.counts[version] = int(meta.get("chunk_count", 0))
         return docs
 
-    def _nodes(self, source: Source, source_root: str, version: str) -> list[Any]:
-        """The nodes of a source's current version (ReadError if it yields no text)."""
+    def _nodes(self, source: Source, source_root: str, version: str,
+               summary: IngestSummary) -> list[Any]:
+        """The nodes of a source's current version (ReadError if it yields no text); what the
+        reader left out (a page OCR could not read) goes into the summary's warnings."""
         loaded = source.load()
         chunks = self.chunker.split(loaded.text)
         if not chunks:
             raise ReadError("no text could be extracted")
+        summary.warnings += [SkippedFile(path=source.doc_id, reason=w) for w in loaded.warnings]
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         return [
             make_node(source.doc_id, loaded.metadata, chunk, len(chunks), version,
-                      source_root, now)
+                      source_root, now, loaded.locations)
             for chunk in chunks
         ]

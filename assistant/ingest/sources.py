@@ -15,6 +15,10 @@ from typing import Any
 from assistant.errors import IngestError, ReadError
 from assistant.readers import SUPPORTED_SUFFIXES, LoadedFile, normalise_metadata, read_file
 
+# Bumped when a reader starts extracting more (r2: locations, tables as rows, OCR, decks and
+# sheets), so files ingested before are read again on the next ingest.
+READER_VERSION = "|r2"
+
 IGNORE_FILE = ".cxignore"
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -32,6 +36,11 @@ class SourceFile:
             raise ReadError(f"file is larger than {MAX_FILE_BYTES // 2**20} MB")
         return self.path.read_bytes()
 
+    @property
+    def reader_version(self) -> str:
+        """Part of the document version: a reader that extracts more re-indexes the file."""
+        return READER_VERSION
+
     def load(self) -> LoadedFile:
         return read_file(self.path, self.doc_id)
 
@@ -47,6 +56,8 @@ class SourceRecord:
     def content(self) -> bytes:
         meta = sorted((k, str(v)) for k, v in self.metadata.items())
         return f"{meta!r}\n{self.text}".encode()
+
+    reader_version = ""  # no reader: the text is given
 
     def load(self) -> LoadedFile:
         if not self.text.strip():

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote, urlencode
 
 import gradio as gr
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from assistant.access import ScopedService
 from assistant.audit import AuditLog, AuditRecord
 from assistant.auth import Authenticator, Unauthorized
 from assistant.errors import AssistantError
+from assistant.file_links import FileLinks
 from assistant.schemas import (
     MAX_TURN_CHARS,
     AnswerRequest,
@@ -66,6 +68,19 @@ class ChatHandlers:
         self.auth = auth
         self.audit = audit
         self.needs_key = auth.keyed  # shows the upload form's key field
+        self.file_links = FileLinks(self.settings.data_dir, self.settings.file_link_ttl_s)
+
+    def _links(self, scoped: ScopedService, request: AnswerRequest,
+               response: dict[str, Any]) -> dict[str, str]:
+        """"Open original" links for the cited documents, signed for the signed-in key (the
+        browser sends no key when it follows one; file_links.py)."""
+        collection = request.collection or self.settings.collection
+        links = {}
+        for doc_id in {c["doc_id"] for c in response["citations"]}:
+            token = self.file_links.sign(scoped.principal.name, collection, doc_id)
+            links[doc_id] = (f"/v1/documents/{quote(doc_id)}/file?"
+                             f"{urlencode({'collection': collection, 'token': token})}")
+        return links
 
     def _scoped(self, request: gr.Request | None) -> ScopedService:
         principal = self.auth.ui_principal(getattr(request, "username", None))
@@ -186,7 +201,8 @@ class ChatHandlers:
                                 {"doc_type": str(read[cid].metadata.get("doc_type", ""))})
                           for c in response["citations"] if (cid := c.get("chunk_id")) in read}
                 turns.append({"question": request.question, "response": response,
-                              "collection": request.collection, "chunks": chunks})
+                              "collection": request.collection, "chunks": chunks,
+                              "links": self._links(scoped, request, response)})
                 chat[-1] = {"role": "assistant",
                             "content": answer_markdown(response["answer"], t, response)}
                 yield chat, turns, sources_html(turns), "", ""
@@ -237,6 +253,7 @@ class ChatHandlers:
             return status_html(friendly_error(exc), "error"), gr.skip(), gr.skip()
         self._audit("upload", scoped, 200, request)
         skipped = "".join(f"; skipped {s.path}: {s.reason}" for s in summary.skipped)
+        skipped += "".join(f"; {s.path}: {s.reason}" for s in summary.warnings)
         message = (f"Ingested into '{collection}': {', '.join(summary.doc_ids)} "
                    f"({summary.added} added, {summary.updated} updated, {summary.unchanged} "
                    f"unchanged){skipped}.")

@@ -53,6 +53,7 @@ CSS = """
 .cx-source summary { cursor: pointer; }
 .cx-type { font-size: 0.8em; padding: 0 0.4em; border-radius: 4px;
            background: var(--background-fill-secondary); margin-left: 0.4em; }
+.cx-loc { font-size: 0.85em; opacity: 0.75; margin-left: 0.3em; }
 .cx-meta { font-size: 0.85em; opacity: 0.8; margin: 0.3em 0; }
 .cx-chunk { white-space: pre-wrap; font-size: 0.9em; line-height: 1.4; }
 .cx-chunk mark { background: #ffe58a; color: #000; padding: 0 1px; }
@@ -131,20 +132,34 @@ def sources_html(turns: list[dict[str, Any]]) -> str:
         for c in response.get("citations", []):
             chunk, meta = turn["chunks"].get(c.get("chunk_id", ""), ("", {}))
             section = f"§ {esc(c['section'])} · " if c.get("section") else ""
+            location = c.get("location") or {}
+            where = (f' <span class="cx-loc">{esc(location["label"])}</span>'
+                     if location.get("label") else "")
             doc_type = meta.get("doc_type") or ""
             # LLM mode flags citations its verifier could not match to the cited passage.
             unverified = ('<span class="cx-type cx-unverified">unverified</span>'
                           if c.get("supported") is False else "")
             cards.append(
                 f'<details class="cx-source" id="cx-src-{t}-{int(c["n"])}">'
-                f'<summary><b>[{int(c["n"])}]</b> {esc(c["title"] or c["doc_id"])}'
+                f'<summary><b>[{int(c["n"])}]</b> {esc(c["title"] or c["doc_id"])}{where}'
                 f'<span class="cx-type">{esc(doc_type)}</span>{unverified}</summary>'
                 f'<div class="cx-meta">{section}<code class="cx-path">{esc(c["doc_id"])}'
-                f"</code></div>"
+                f"</code>{_open_link(turn, c['doc_id'], location)}</div>"
                 f'<div class="cx-chunk">{_highlight(chunk, c["quote"])}</div></details>'
             )
         blocks.append(f'<div class="cx-turn">{"".join(cards)}</div>')
     return "".join(blocks)
+
+
+def _open_link(turn: dict[str, Any], doc_id: str, location: dict[str, Any]) -> str:
+    """ "Open original": a PDF opens at the cited page (`#page=N`), other formats download."""
+    href = (turn.get("links") or {}).get(doc_id)
+    if not href:
+        return ""
+    if location.get("page"):
+        href += f"#page={int(location['page'])}"
+    return (f' · <a class="cx-open" href="{esc(href)}" target="_blank" rel="noopener">'
+            "Open original</a>")
 
 
 def friendly_error(exc: Exception) -> str:

@@ -6,15 +6,29 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi.responses import FileResponse
+from starlette.convertors import PathConvertor, register_url_convertor
 
-from assistant.api.deps import ReadKey, ServiceDep, WriteKey
+from assistant.api.deps import ReadKey, ReadKeyOrLink, ServiceDep, WriteKey
 from assistant.api.errors import error_responses
+from assistant.originals import MEDIA_TYPES
 from assistant.schemas import CollectionName, DocumentDetail, DocumentList, UploadSummary
 from assistant.uploads import Upload
 
+
+class DocPath(PathConvertor):
+    """A doc_id path that does not end in `/file`: that suffix is the original's route
+    (GET .../file), which DELETE must not reach as a document named `.../file`."""
+
+    regex = r".*(?<!/file)"
+
+
+register_url_convertor("doc_path", DocPath())
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 DOC_ID_EXAMPLE = "articles/cx-quality-faults.md"  # a document of the sample corpus
+# what GET .../file may answer with (OpenAPI): every original's own type
+ORIGINAL_TYPES = sorted({*MEDIA_TYPES.values(), "text/html", "application/octet-stream"})
 CollectionQuery = Annotated[CollectionName | None, Query()]
 DocId = Annotated[str, Path(min_length=1, max_length=1024, examples=[DOC_ID_EXAMPLE])]
 
@@ -31,7 +45,31 @@ def list_documents(
     return service.list_documents(collection, limit, offset)
 
 
-@router.get("/{doc_id:path}", response_model=DocumentDetail, dependencies=[ReadKey],
+@router.get(
+    "/{doc_id:path}/file", dependencies=[ReadKeyOrLink], response_class=FileResponse,
+    responses={200: {"description": "The file as ingested, with its own media type.",
+                     "content": {t.split(";")[0]: {} for t in ORIGINAL_TYPES}},
+               **error_responses(401, 403, 404, 422, 429, 503)},
+)
+def get_original(
+    service: ServiceDep, doc_id: DocId, collection: CollectionQuery = None,
+    token: Annotated[str | None, Query(
+        max_length=512, description="A signed link from the chat UI, in place of a key.")] = None,
+) -> FileResponse:
+    """The document's original file, as ingested (from an ingested folder or an upload).
+
+    A PDF is served inline, so `#page=N` opens it at a citation's page; other formats are
+    downloads. 404 when the document is not in the collection or its file is gone.
+    """
+    found = service.original(doc_id, collection)
+    return FileResponse(
+        found.path, media_type=found.media_type, filename=found.filename,
+        content_disposition_type="inline" if found.inline else "attachment",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
+    )
+
+
+@router.get("/{doc_id:doc_path}", response_model=DocumentDetail, dependencies=[ReadKey],
             responses=error_responses(401, 403, 404, 422, 429, 503))
 def get_document(service: ServiceDep, doc_id: DocId,
                  collection: CollectionQuery = None) -> DocumentDetail:
@@ -48,7 +86,7 @@ def upload_documents(
 ) -> UploadSummary:
     """Upload files (multipart field `files`, repeatable) and ingest them.
 
-    Accepted: .md, .markdown, .txt, .html, .htm, .pdf, .docx, each up to
+    Accepted: .md, .markdown, .txt, .html, .htm, .pdf, .docx, .pptx, .xlsx, .csv, each up to
     CX_UPLOAD_MAX_BYTES, at most CX_UPLOAD_MAX_FILES per request. File names are
     sanitised (directories dropped, unusual characters replaced) and become the doc_id;
     uploading the same name again re-indexes that document. Returns the ingest summary.
@@ -59,7 +97,7 @@ def upload_documents(
     return service.upload(uploads, collection)
 
 
-@router.delete("/{doc_id:path}", dependencies=[WriteKey],
+@router.delete("/{doc_id:doc_path}", dependencies=[WriteKey],
                responses=error_responses(401, 403, 404, 409, 422, 429, 503))
 def delete_document(service: ServiceDep, doc_id: DocId,
                     collection: CollectionQuery = None) -> dict[str, Any]:
