@@ -1,10 +1,10 @@
 """Render the sample corpus's non-Markdown documents from their Markdown sources.
 
 The sample knowledge base under ``corpus/`` is mostly Markdown, but a handful of documents are
-kept as HTML, PDF and DOCX so that every reader in ``assistant/readers.py`` is exercised by real
-files. Their sources live in ``scripts/corpus_sources/<folder>/<name>.md``, each with YAML front
-matter that names the output ``format`` (``html``, ``pdf`` or ``docx``). This script renders each
-source to ``corpus/<folder>/<name>.<format>``:
+kept as HTML, PDF, DOCX, PPTX, XLSX and scanned (image-only) PDF so that every reader in
+``assistant/readers`` is exercised by real files. Their sources live in
+``scripts/corpus_sources/<folder>/<name>.md``, each with YAML front matter that names the output
+``format``. This script renders each source to ``corpus/<folder>/<name>.<suffix>``:
 
 * HTML: a full page whose metadata sits in ``<title>`` and ``<meta name=...>`` tags, with a site
   menu, footer and analytics stub outside ``<main>`` (boilerplate the reader must drop).
@@ -12,205 +12,45 @@ source to ``corpus/<folder>/<name>.<format>``:
   dictionary, plus the custom keys ``/DocType``, ``/Client`` and ``/Date`` added with pypdf.
 * DOCX (python-docx): title, author, keywords, category (doc_type), subject (client) and created
   date in the core properties; Word heading, list and table styles in the body.
+* PPTX and XLSX (``corpus_office.py``): a deck with one slide per ``##`` heading, or a workbook
+  with one sheet per ``##`` heading; core properties as for DOCX.
+* ``scan`` (``corpus_scans.py``): the body drawn as page images and saved as a PDF with no text
+  layer, as a scanner would; information dictionary as for PDF.
 
-Only a small Markdown subset is supported, and anything else is an error: ``#``/``##``/``###``
-headings, paragraphs, bullet and numbered lists, ``**bold**`` and at most one pipe table.
+The Markdown subset (``corpus_markdown.py``) is small, and anything else is an error:
+``#``/``##``/``###`` headings, paragraphs, bullet and numbered lists, ``**bold**`` and at most
+one pipe table (one per slide or sheet in decks and workbooks).
 
 Output is deterministic: dates come from the front matter's ``date`` (never "now"), PDF file
-identifiers are content hashes, and DOCX zip entries get fixed timestamps, so re-running the
+identifiers are content hashes, and zip entries get fixed timestamps, so re-running the
 script produces the same bytes.
 
-Run from the repository root::
+Run from the repository root (``--out DIR`` renders elsewhere, ``--formats pptx,xlsx`` only
+those formats)::
 
     .venv/bin/python scripts/build_corpus_formats.py
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import argparse
 import html
 import io
-import re
 import sys
 import unicodedata
-import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import frontmatter
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
+
+from corpus_markdown import FORMATS, Source, load_source, plain, segments  # noqa: E402
+from corpus_office import render_pptx, render_xlsx, restamp_zip  # noqa: E402
+from corpus_scans import render_scan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "scripts" / "corpus_sources"
 CORPUS = ROOT / "corpus"
-FORMATS = ("html", "pdf", "docx")
-# Front-matter keys every source must have (plus "format"); "client" is optional.
-REQUIRED_KEYS = ("title", "doc_type", "author", "date", "tags")
-
-
-# --------------------------------------------------------------------------------------------
-# Source documents and the Markdown subset
-# --------------------------------------------------------------------------------------------
-
-Segment = tuple[str, bool]  # (text, is_bold)
-
-
-@dataclass
-class Block:
-    """One block of the document body.
-
-    kind is "heading" (level 1-3), "paragraph", "bullets", "numbers" or "table". Paragraphs
-    and headings use ``items[0]``; lists have one item per entry; tables have one item per
-    cell in ``rows`` (the first row is the header).
-    """
-
-    kind: str
-    level: int = 0
-    items: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
-
-
-@dataclass
-class Source:
-    """A parsed source: metadata from the front matter and the body as blocks."""
-
-    path: Path
-    folder: str
-    name: str
-    fmt: str
-    title: str
-    doc_type: str
-    author: str
-    date: dt.date
-    tags: list[str]
-    client: str | None
-    blocks: list[Block]
-
-    @property
-    def output_path(self) -> Path:
-        return CORPUS / self.folder / f"{self.name}.{self.fmt}"
-
-    @property
-    def timestamp(self) -> dt.datetime:
-        """The document date at midnight UTC: the only time any output records."""
-        return dt.datetime(self.date.year, self.date.month, self.date.day, tzinfo=dt.UTC)
-
-
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_BULLET = re.compile(r"^[-*+]\s+(.+)$")
-_NUMBER = re.compile(r"^\d+[.)]\s+(.+)$")
-_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-
-
-def load_source(path: Path) -> Source:
-    """Read one source file and check its front matter."""
-    post = frontmatter.load(str(path))
-    meta: dict[str, Any] = dict(post.metadata)
-    missing = [key for key in (*REQUIRED_KEYS, "format") if not meta.get(key)]
-    if missing:
-        raise ValueError(f"{path}: front matter lacks {', '.join(missing)}")
-    fmt = str(meta["format"]).strip().lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"{path}: format must be one of {FORMATS}, not {fmt!r}")
-    date = meta["date"]
-    if isinstance(date, dt.datetime):
-        date = date.date()
-    elif isinstance(date, str):
-        date = dt.date.fromisoformat(date.strip())
-    if not isinstance(date, dt.date):
-        raise ValueError(f"{path}: date must be YYYY-MM-DD")
-    tags = meta["tags"]
-    if isinstance(tags, str):
-        tags = [t.strip() for t in tags.split(",")]
-    client = str(meta["client"]).strip() if meta.get("client") else None
-    return Source(
-        path=path,
-        folder=path.parent.name,
-        name=path.stem,
-        fmt=fmt,
-        title=str(meta["title"]).strip(),
-        doc_type=str(meta["doc_type"]).strip(),
-        author=str(meta["author"]).strip(),
-        date=date,
-        tags=[str(t).strip() for t in tags if str(t).strip()],
-        client=client,
-        blocks=parse_markdown(post.content, path),
-    )
-
-
-def parse_markdown(text: str, path: Path) -> list[Block]:
-    """Split the supported Markdown subset into blocks; reject anything outside it."""
-    blocks: list[Block] = []
-    paragraph: list[str] = []
-
-    def flush_paragraph() -> None:
-        if paragraph:
-            blocks.append(Block("paragraph", items=[" ".join(paragraph)]))
-            paragraph.clear()
-
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        where = f"{path}:{number} (body line)"
-        if not line:
-            flush_paragraph()
-            continue
-        if heading := _HEADING.match(line):
-            flush_paragraph()
-            level = len(heading.group(1))
-            if level > 3:
-                raise ValueError(f"{where}: only #, ## and ### headings are supported")
-            blocks.append(Block("heading", level=level, items=[heading.group(2)]))
-        elif line.startswith("|"):
-            flush_paragraph()
-            if _TABLE_RULE.match(line):
-                continue
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if blocks and blocks[-1].kind == "table":
-                blocks[-1].rows.append(cells)
-            elif any(b.kind == "table" for b in blocks):
-                raise ValueError(f"{where}: at most one table per document is supported")
-            else:
-                blocks.append(Block("table", rows=[cells]))
-        elif (bullet := _BULLET.match(line)) or (numbered := _NUMBER.match(line)):
-            flush_paragraph()
-            kind, item = ("bullets", bullet.group(1)) if bullet else ("numbers", numbered.group(1))
-            if blocks and blocks[-1].kind == kind:
-                blocks[-1].items.append(item)
-            else:
-                blocks.append(Block(kind, items=[item]))
-        elif raw[:1].isspace() and blocks and blocks[-1].kind in ("bullets", "numbers") \
-                and not paragraph:
-            blocks[-1].items[-1] += " " + line  # continuation of a wrapped list item
-        else:
-            if line.startswith((">", "```", "<")):
-                raise ValueError(f"{where}: quotes, code and raw HTML are not supported")
-            paragraph.append(line)
-    flush_paragraph()
-    for block in blocks:
-        if block.kind == "table" and len({len(row) for row in block.rows}) != 1:
-            raise ValueError(f"{path}: every table row must have the same number of cells")
-    return blocks
-
-
-def segments(text: str) -> list[Segment]:
-    """Split inline text into plain and **bold** runs."""
-    out: list[Segment] = []
-    pos = 0
-    for match in _BOLD.finditer(text):
-        if match.start() > pos:
-            out.append((text[pos:match.start()], False))
-        out.append((match.group(1), True))
-        pos = match.end()
-    if pos < len(text):
-        out.append((text[pos:], False))
-    return out
-
-
-def plain(text: str) -> str:
-    """Inline text without bold markers."""
-    return "".join(part for part, _ in segments(text))
-
 
 # --------------------------------------------------------------------------------------------
 # HTML
@@ -433,39 +273,33 @@ def render_docx(src: Source) -> bytes:
                             run.bold = True
     raw = io.BytesIO()
     document.save(raw)
-    return _restamp_zip(raw.getvalue(), src.timestamp)
-
-
-def _restamp_zip(data: bytes, when: dt.datetime) -> bytes:
-    """Rewrite a zip with fixed entry timestamps and attributes (python-docx uses "now")."""
-    stamp = (when.year, when.month, when.day, 0, 0, 0)
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as old, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as new:
-        for info in old.infolist():
-            entry = zipfile.ZipInfo(info.filename, date_time=stamp)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.create_system = 3
-            entry.external_attr = 0o644 << 16
-            new.writestr(entry, old.read(info.filename))
-    return out.getvalue()
+    return restamp_zip(raw.getvalue(), src.timestamp)
 
 
 # --------------------------------------------------------------------------------------------
 
-RENDERERS = {"html": render_html, "pdf": render_pdf, "docx": render_docx}
+RENDERERS: dict[str, Callable[[Source], bytes]] = {
+    "html": render_html, "pdf": render_pdf, "docx": render_docx,
+    "pptx": render_pptx, "xlsx": render_xlsx, "scan": render_scan,
+}
 
 
-def build(sources_dir: Path = SOURCES) -> list[Path]:
-    """Render every source; return the files written (unchanged files are not rewritten)."""
+def build(sources_dir: Path = SOURCES, out: Path = CORPUS,
+          formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Render every source in ``formats`` under ``out``; return the files written.
+
+    Unchanged files are not rewritten, so a re-run leaves the corpus's timestamps alone.
+    """
     written: list[Path] = []
     paths = sorted(sources_dir.glob("*/*.md"))
     if not paths:
         raise SystemExit(f"no sources found under {sources_dir}")
     for path in paths:
         src = load_source(path)
+        if src.fmt not in formats:
+            continue
         data = RENDERERS[src.fmt](src)
-        target = src.output_path
+        target = src.output_path(out)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and target.read_bytes() == data:
             status = "unchanged"
@@ -473,13 +307,24 @@ def build(sources_dir: Path = SOURCES) -> list[Path]:
             target.write_bytes(data)
             written.append(target)
             status = "written"
-        print(f"{status:9} {target.relative_to(ROOT)} ({len(data):,} bytes)")
+        shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
+        print(f"{status:9} {shown} ({len(data):,} bytes)")
     return written
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=CORPUS,
+                        help="output root (default: corpus/)")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help=f"comma-separated formats to render (default: {','.join(FORMATS)})")
+    args = parser.parse_args(argv)
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        parser.error(f"unknown formats {unknown}; choose from {FORMATS}")
     try:
-        build()
+        build(out=args.out.resolve(), formats=formats)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
