@@ -220,3 +220,140 @@ def test_cli_ingest_into_a_chroma_server_while_serve_answers(
         assert hammer.failures == [], (hammer.failures[:5], errors_in(log))
         assert hammer.requests >= 10, hammer.requests
         assert len(hammer.seen) >= 2 and 2 in hammer.seen, hammer.seen
+
+
+DECK, BOOK = "pilot-roadmap.pptx", "pilot-scores.xlsx"
+PILOT_QUESTION = "When does the callback pilot start and what score is the pilot targeting?"
+_PILOT_REVISION = {DECK: re.compile(r"[Rr]oadmap revision (\d+)"),
+                   BOOK: re.compile(r"[Ss]corecard revision (\d+)")}
+
+
+def pilot_files(tmp: Path, rev: int) -> list[tuple[str, tuple[str, bytes]]]:
+    """A deck and a workbook in which every slide and every row names revision `rev`
+    (worded differently for odd revisions, as in policy_text)."""
+    from helpers.files import write_pptx, write_xlsx
+
+    if rev % 2 == 0:
+        starts = f"Roadmap revision {rev}: the callback pilot starts in week {rev + 2}."
+        owner = f"Roadmap revision {rev}: the pilot is owned by the service desk lead."
+    else:
+        starts = f"In roadmap revision {rev} the pilot of callbacks begins after {rev + 2} weeks."
+        owner = f"In roadmap revision {rev} a store manager owns the callback pilot."
+    deck = write_pptx(tmp / f"r{rev}" / DECK, [
+        {"title": "Callback pilot", "bullets": [starts]},
+        {"title": "Pilot ownership", "bullets": [owner]},
+    ], title="Pilot roadmap")
+    book = write_xlsx(tmp / f"r{rev}" / BOOK, {"Targets": [
+        ["Measure", "Target", "Note"],
+        ["Pilot score", 60 + rev, f"scorecard revision {rev}"],
+        ["Callback rate", 90 + rev, f"scorecard revision {rev}"],
+    ]}, title="Pilot scores")
+    return [("files", (p.name, p.read_bytes())) for p in (deck, book)]
+
+
+@dataclass
+class Steps:
+    """The writer's changes in order: after step j, `states[j]` maps doc → revision (None:
+    deleted). A response may show only states from the last step done when it was sent to
+    the last step begun when it came back."""
+
+    states: list[dict[str, int | None]]
+    begun: int = 0
+    done: int = 0
+
+    def allowed(self, doc_id: str, low: int, high: int) -> set[int | None]:
+        return {self.states[j][doc_id] for j in range(low, high + 1)}
+
+
+def check_formats(kind: str, body: dict[str, Any], steps: Steps, low: int, high: int,
+                  seen: set[int]) -> list[str]:
+    """Every deck or workbook in a response is one whole revision the window allows."""
+    if kind == "search":
+        parts = [(h["doc_id"], h["text"], "") for h in body["hits"]]
+    else:
+        parts = [(c["doc_id"], c["quote"], c["chunk_id"]) for c in body["citations"]]
+    failures = []
+    for doc_id, pattern in _PILOT_REVISION.items():
+        mine = [(text, cid) for doc, text, cid in parts if doc == doc_id]
+        if not mine:
+            continue
+        revs = {int(v) for text, _ in mine for v in pattern.findall(text)}
+        hashes = {cid.split("-")[1] for _, cid in mine if cid}
+        allowed = steps.allowed(doc_id, low, high)
+        seen |= revs
+        if len(revs) > 1 or len(hashes) > 1 or not revs <= allowed:
+            failures.append(f"{kind}: {doc_id} revisions {sorted(revs)} (allowed "
+                            f"{allowed}) in {mine}")
+    return failures
+
+
+def test_deck_and_workbook_uploads_and_deletes_while_it_answers(tmp_path: Path) -> None:
+    """A deck and a workbook uploaded, replaced, deleted and uploaded again through the
+    server while it answers: never half a document, never a deleted one."""
+    both = (DECK, BOOK)
+    plan: list[tuple[str, int | None]] = [("upload", 1), ("upload", 2), ("delete", None),
+                                          ("upload", 3), ("upload", 4)]
+    states: list[dict[str, int | None]] = [dict.fromkeys(both, 0)]
+    for _, rev in plan:
+        states.append(dict.fromkeys(both, rev))
+    steps = Steps(states)
+    failures: list[str] = []
+    counts = {"requests": 0}
+    seen: set[int] = set()
+    stop = threading.Event()
+    with serve(tmp_path / "data", log=tmp_path / "serve.log") as served:
+        base = served.url
+        up = httpx.post(f"{base}/v1/documents", files=pilot_files(tmp_path, 0), timeout=180)
+        assert up.status_code == 200 and up.json()["added"] == 2, up.text
+        r = httpx.post(f"{base}/v1/search", json={"query": PILOT_QUESTION}, timeout=180)
+        assert r.status_code == 200 and {h["doc_id"] for h in r.json()["hits"]} == set(both)
+
+        def hammer(kind: str) -> None:
+            path, key = ("/v1/search", "query") if kind == "search" else ("/v1/answer",
+                                                                            "question")
+            with httpx.Client(base_url=base, timeout=120) as client:
+                while not stop.is_set():
+                    low = steps.done
+                    try:
+                        resp = client.post(path, json={key: PILOT_QUESTION})
+                        high = steps.begun
+                        counts["requests"] += 1
+                        if resp.status_code != 200:
+                            failures.append(f"{kind}: HTTP {resp.status_code} {resp.text[:300]}")
+                            continue
+                        failures.extend(check_formats(kind, resp.json(), steps, low, high,
+                                                      seen))
+                    except Exception as exc:  # a dead thread would hide its failure
+                        failures.append(f"{kind}: {type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=hammer, args=(k,), daemon=True)
+                   for k in ("search", "answer")]
+        for t in threads:
+            t.start()
+        try:
+            for step, (action, rev) in enumerate(plan, start=1):
+                time.sleep(0.5)
+                steps.begun = step
+                if action == "delete":
+                    for doc_id in both:
+                        d = httpx.delete(f"{base}/v1/documents/{doc_id}", timeout=180)
+                        assert d.status_code == 200, d.text
+                else:
+                    assert rev is not None
+                    r = httpx.post(f"{base}/v1/documents", files=pilot_files(tmp_path, rev),
+                                   timeout=180)
+                    after_delete = step > 1 and plan[step - 2][0] == "delete"
+                    want = "added" if after_delete else "updated"
+                    assert r.status_code == 200 and r.json()[want] == 2, r.text
+                steps.done = step
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=180)
+        assert failures == [], (failures[:5], errors_in(served.log))
+        assert counts["requests"] >= 10, counts
+        assert len(seen) >= 3 and 4 in seen, seen
+        final = httpx.post(f"{base}/v1/answer", json={"question": PILOT_QUESTION}, timeout=120)
+        quotes = " ".join(c["quote"] for c in final.json()["citations"])
+        assert "revision 4" in quotes, final.json()

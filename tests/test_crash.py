@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers.files import write_md
+from helpers.files import write_csv, write_md, write_pptx, write_scanned_pdf, write_xlsx
 from helpers.processes import CLI
 from helpers.settings import make_settings
 
+from assistant.readers import SUPPORTED_SUFFIXES
 from assistant.service import AssistantService
 
 pytestmark = pytest.mark.slow  # real CLI ingests of hundreds of files, killed and re-run
@@ -83,7 +84,9 @@ def set_tree(root: Path, revs: dict[int, int | None]) -> None:
 
 
 def tree_doc_ids(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*.md")}
+    """Every file ingest would index (the notes trees hold only .md files)."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES}
 
 
 @dataclass
@@ -305,6 +308,61 @@ def test_two_cli_ingests_on_one_data_dir(tmp_path: Path) -> None:
     assert refused[0][1] == ""
     assert "120 documents" in ok[0][1]
     assert_converged(dump(data), clean_reference(kb, tmp_path / "ref"), kb)
+
+
+LOCATED = ("page", "slide", "sheet", "row", "locations", "ocr")  # what readers add per chunk
+
+
+def write_formats(root: Path, rev: int) -> None:
+    """A deck, a workbook, a CSV and a one-page scan, each naming revision `rev`."""
+    folder = root / "formats"
+    write_pptx(folder / "review.pptx", [
+        {"title": "Callback review",
+         "bullets": [f"Revision {rev}: Harbourline missed {14 + rev} callbacks in March."]},
+        {"title": "Next steps", "bullets": [f"Revision {rev}: the journey team redraws the map."]},
+    ], title="Review deck")
+    write_xlsx(folder / "scores.xlsx", {"Scores": [["Client", "NPS", "Revision"],
+                                                   ["Verdant", 41 + rev, rev],
+                                                   ["Orchid Bank", 22, rev]]}, title="Scores")
+    write_csv(folder / "tickets.csv", [["Ticket", "Days", "Revision"], ["T-101", str(3 + rev),
+                                                                        str(rev)],
+                                       ["T-102", "12", str(rev)]])
+    write_scanned_pdf(folder / "audit-scan.pdf",
+                      [f"Audit revision {rev}: refunds took {19 + rev} days on average."])
+
+
+def test_sigkill_with_decks_workbooks_and_scans_converges(tmp_path: Path) -> None:
+    """Every reader under the crash contract: kills while a tree of notes, a deck, a
+    workbook, a CSV and a scan (OCR'd on each run that reads it) is first ingested and then
+    changed leave, after one clean run, what a clean ingest leaves, locations included."""
+    chain = Chain(tmp_path / "kb", tmp_path / "data", tmp_path / "trace", random.Random(11))
+    revs: dict[int, int | None] = {i: 0 for i in range(10)}
+    set_tree(chain.kb, revs)
+    write_formats(chain.kb, 0)
+    chain.ingest(kill="embed:2")  # the first batch written, the rest not
+    chain.ingest(kill="written:1")  # the rest written, nothing published
+    revs.update({0: 1, 3: 1, 5: None, 10: 0})
+    set_tree(chain.kb, revs)
+    write_formats(chain.kb, 1)  # every new-format file changes
+    chain.ingest(kill="write:1")  # the changes embedded, not written
+    chain.ingest(kill="prune:1")  # new versions published, the old ones not yet pruned
+    chain.ingest()
+    assert len(chain.killed()) == 4
+
+    want = clean_reference(chain.kb, tmp_path / "ref")
+    got = dump(chain.data)
+    assert_converged(got, want, chain.kb)
+
+    def places(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {cid: {k: m.get(k) for k in LOCATED}
+                for cid, m in zip(d["ids"], d["metadatas"], strict=True)}
+
+    assert places(got) == places(want)
+    # the reference really holds every kind: a slide, a sheet row, a CSV row, an OCR'd page
+    stored = {k for m in want["metadatas"] for k in LOCATED if m.get(k) not in (None, "")}
+    assert stored == set(LOCATED), stored
+    assert {m["doc_id"] for m in want["metadatas"] if m.get("ocr")} == {
+        "formats/audit-scan.pdf"}
 
 
 # 1200 vectors in and out of a collection: past Chroma's sync threshold (1000 writes) it
