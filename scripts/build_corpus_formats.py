@@ -45,7 +45,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
 from corpus_markdown import FORMATS, Source, load_source, plain, segments  # noqa: E402
-from corpus_office import render_pptx, render_xlsx, restamp_zip  # noqa: E402
+from corpus_office import (  # noqa: E402
+    render_pptx,
+    render_xlsx,
+    restamp_zip,
+    set_core_properties,
+)
 from corpus_scans import render_scan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,17 +238,7 @@ def render_docx(src: Source) -> bytes:
     import docx
 
     document = docx.Document()
-    props = document.core_properties
-    props.title = src.title
-    props.author = src.author
-    props.keywords = ", ".join(src.tags)
-    props.category = src.doc_type
-    props.subject = src.client or ""
-    props.created = src.timestamp
-    props.modified = src.timestamp
-    props.last_modified_by = src.author
-    props.revision = 1
-    props.comments = ""
+    set_core_properties(document.core_properties, src, src.timestamp)
 
     def add_runs(paragraph: Any, text: str) -> None:
         for part, bold in segments(text):

@@ -52,6 +52,21 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
+def set_core_properties(props: Any, src: Source, when: dt.datetime) -> None:
+    """The Office core properties our readers map to metadata, for DOCX and PPTX alike:
+    title, author, keywords (tags), category (doc_type), subject (client), fixed dates."""
+    props.title = src.title
+    props.author = src.author
+    props.keywords = ", ".join(src.tags)
+    props.category = src.doc_type
+    props.subject = src.client or ""
+    props.created = when
+    props.modified = when
+    props.last_modified_by = src.author
+    props.revision = 1
+    props.comments = ""
+
+
 def sections(src: Source) -> list[Section]:
     """Split the body at its ``##`` headings; the part before the first one comes first."""
     out = [Section(None)]
@@ -173,17 +188,7 @@ def render_pptx(src: Source) -> bytes:
         slide.shapes.title.text = section.title or ""
         _fill_slide(slide, section, width)
 
-    props = deck.core_properties
-    props.title = src.title
-    props.author = src.author
-    props.keywords = ", ".join(src.tags)
-    props.category = src.doc_type
-    props.subject = src.client or ""
-    props.created = src.timestamp.replace(tzinfo=None)
-    props.modified = src.timestamp.replace(tzinfo=None)
-    props.last_modified_by = src.author
-    props.revision = 1
-    props.comments = ""
+    set_core_properties(deck.core_properties, src, src.timestamp.replace(tzinfo=None))
     raw = io.BytesIO()
     deck.save(raw)
     return restamp_zip(raw.getvalue(), src.timestamp)
