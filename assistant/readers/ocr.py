@@ -96,7 +96,8 @@ def _ocr_page(page: Any) -> str | None:
 # A lone mark standing apart from the words (" ." at a line's end, " ~ " mid-line) is a
 # speck of dirt on the scan, not text: kept, it ends a wrapped line as if it were a sentence,
 # and the sentence splitter then quotes half a sentence.
-_SPECK = re.compile(r"(?<=\S)[ \t]+[.,'`~_]{1,2}(?=[ \t]*$)|(?<=\S)[ \t]+[~`_]{1,2}(?=[ \t])")
+_SPECK = re.compile(r"(?<=\S)[ \t]+[.,'`~_]{1,2}(?=[ \t]*$)|(?<=\S)[ \t]+[~`_]{1,2}(?=[ \t])"
+                    r"|^[~`_]{1,2}[ \t]+(?=\S)")
 
 
 def clean_ocr_text(text: str) -> str:
