@@ -7,20 +7,21 @@ usable citations whichever way it connected.
 
 from __future__ import annotations
 
-from assistant.schemas import AnswerResponse, Citation
+from assistant.schemas import AnswerResponse, Citation, Location
 
 UNVERIFIED = " (unverified: the quote may not support the claim)"
 
 
-def where(doc_id: str, section: str) -> str:
-    """`doc_id § section`, or the doc_id alone."""
-    return f"{doc_id} § {section}" if section else doc_id
+def where(doc_id: str, section: str, location: Location | None = None) -> str:
+    """`doc_id § section, p. 2`: the section and the location each only when there is one."""
+    place = f"{doc_id} § {section}" if section else doc_id
+    return f"{place}, {location.label}" if location else place
 
 
 def source_line(c: Citation) -> str:
     """One Sources entry: marker, title, location and the verbatim quote."""
     flag = "" if c.supported else UNVERIFIED
-    place = where(c.doc_id, c.section) + (f", {c.location.label}" if c.location else "")
+    place = where(c.doc_id, c.section, c.location)
     return f'- [{c.n}] {c.title or c.doc_id} ({place}){flag}: "{c.quote}"'
 
 

@@ -106,9 +106,6 @@ def require_admin_key(request: Request, credentials: Credentials) -> None:
                            "`cx-assistant keys create --name NAME --read '*' --admin`")
 
 
-FILE_SUFFIX = "/file"
-
-
 def require_read_key_or_link(request: Request, credentials: Credentials) -> None:
     """The original-file route: a key, as for any read, or the chat UI's signed link
     (file_links.py), which reads exactly the one document it was signed for."""
@@ -117,8 +114,7 @@ def require_read_key_or_link(request: Request, credentials: Credentials) -> None
     if not token or credentials is not None or not auth.keyed:
         caller(request, _secret(credentials), write=False)
         return
-    path = request.scope["path"]
-    doc_id = path.removeprefix("/v1/documents/").removesuffix(FILE_SUFFIX)
+    doc_id = str(request.path_params.get("doc_id", ""))
     collection = request.query_params.get("collection") or auth.settings.collection
     links: FileLinks = request.app.state.file_links
     grant = links.check(token, collection, doc_id)
@@ -204,12 +200,15 @@ async def refuse_without_key(scope: Scope) -> Refusal | None:
         return 429, throttled.message, {"Retry-After": str(throttled.retry_after)}
     if not auth.keyed:
         return None
+    scope.setdefault("state", {})  # shared with the copy below: the principal lands here
     for context, route in api_routes(request.app):
-        if context.matches(dict(scope))[0] is not Match.FULL:
+        match, child = context.matches(dict(scope))
+        if match is not Match.FULL:
             continue
+        matched = Request({**scope, **child})  # with the route's path_params, as routes see it
         try:
             for guard in key_guards(route):
-                guard(request, await bearer(request))
+                guard(matched, await bearer(matched))
         except HTTPException as exc:
             return exc.status_code, str(exc.detail), dict(exc.headers or {})
         except AssistantError as exc:

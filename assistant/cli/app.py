@@ -108,6 +108,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with cited passages, or say the knowledge base does not cover it."""
+    from assistant.answer_text import where
     from assistant.schemas import AnswerRequest
 
     request = _run(lambda: AnswerRequest(question=question, collection=collection, top_k=top_k))
@@ -122,10 +123,9 @@ def ask(
     if response.citations:
         typer.echo("\nSources:")
     for c in response.citations:
-        where = (f" § {c.section}" if c.section else "") + \
-            (f", {c.location.label}" if c.location else "")
         flag = "" if c.supported else " [UNVERIFIED: the quote does not support the claim]"
-        typer.echo(f"[{c.n}] {c.title} ({c.doc_id}{where}){flag}\n    \"{c.quote}\"")
+        place = where(c.doc_id, c.section, c.location)
+        typer.echo(f"[{c.n}] {c.title} ({place}){flag}\n    \"{c.quote}\"")
 
 
 @app.command()
@@ -137,6 +137,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find the documents that best match QUERY (hybrid dense + BM25)."""
+    from assistant.answer_text import where
     from assistant.schemas import SearchRequest
 
     request = _run(lambda: SearchRequest(query=query, collection=collection, top_k=top_k))
@@ -148,10 +149,9 @@ def search(
     if not response.hits:
         typer.echo("no matching documents")
     for i, hit in enumerate(response.hits, start=1):
-        where = (f" § {hit.section}" if hit.section else "") + \
-            (f", {hit.location.label}" if hit.location else "")
         snippet = " ".join(hit.text.split())[:200]
-        typer.echo(f"{i}. {hit.title} ({hit.doc_id}{where}) score={hit.score:.4f}\n   {snippet}")
+        place = where(hit.doc_id, hit.section, hit.location)
+        typer.echo(f"{i}. {hit.title} ({place}) score={hit.score:.4f}\n   {snippet}")
 
 
 @app.command()

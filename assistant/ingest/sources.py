@@ -36,10 +36,7 @@ class SourceFile:
             raise ReadError(f"file is larger than {MAX_FILE_BYTES // 2**20} MB")
         return self.path.read_bytes()
 
-    @property
-    def reader_version(self) -> str:
-        """Part of the document version: a reader that extracts more re-indexes the file."""
-        return READER_VERSION
+    reader_version = READER_VERSION  # part of the version: a better reader re-reads the file
 
     def load(self) -> LoadedFile:
         return read_file(self.path, self.doc_id)

@@ -25,8 +25,9 @@ def search_text(response: SearchResponse) -> str:
         text = " ".join(hit.text.split())
         if len(text) > SNIPPET_CHARS:
             text = text[:SNIPPET_CHARS].rstrip() + " …"
-        lines.append(f"{i}. {hit.title or hit.doc_id} ({where(hit.doc_id, hit.section)}), "
-                     f"score {hit.score:.3f}\n   {text}")
+        place = where(hit.doc_id, hit.section, hit.location)
+        lines.append(f"{i}. {hit.title or hit.doc_id} ({place}), score {hit.score:.3f}\n"
+                     f"   {text}")
     return "\n".join(lines)
 
 
